@@ -1,0 +1,61 @@
+"""asr_resilience: make Alibaba Cloud NLS speech recognition survive the vendor's error table.
+
+A catalog of every vendor status code, a policy engine that maps each failure to one of four
+actions (retry, refresh-token, fail-fast, fix-client), and the machinery that carries them out.
+"""
+
+from .attempts import AttemptRecord
+from .catalog import Catalog, CatalogEntry, catalog, code_class
+from .errors import (
+    AsrResilienceError,
+    CircuitOpenError,
+    DeadlineExceededError,
+    FailFastError,
+    FixClientError,
+    LocalProtocolError,
+    NlsError,
+    PolicyError,
+    PolicyIssue,
+    ProtocolError,
+    RemoteProtocolError,
+    ResilienceError,
+    RetryBudgetExhaustedError,
+    RetryExhaustedError,
+    TokenRefreshError,
+    TransportError,
+)
+from .failure import Failure
+from .policy import Backoff, Decision, Policy, Rule, load_policy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsrResilienceError",
+    "AttemptRecord",
+    "Backoff",
+    "Catalog",
+    "CatalogEntry",
+    "CircuitOpenError",
+    "DeadlineExceededError",
+    "Decision",
+    "FailFastError",
+    "Failure",
+    "FixClientError",
+    "LocalProtocolError",
+    "NlsError",
+    "Policy",
+    "PolicyError",
+    "PolicyIssue",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ResilienceError",
+    "RetryBudgetExhaustedError",
+    "RetryExhaustedError",
+    "Rule",
+    "TokenRefreshError",
+    "TransportError",
+    "__version__",
+    "catalog",
+    "code_class",
+    "load_policy",
+]

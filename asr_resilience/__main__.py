@@ -1,0 +1,5 @@
+"""``python -m asr_resilience``: the command line."""
+
+from .cli import main
+
+raise SystemExit(main())

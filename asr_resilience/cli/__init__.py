@@ -1,0 +1,55 @@
+"""The ``asr-resilience`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import AsrResilienceError, PolicyError
+from . import explain, policy_cmd
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake exits 2 with the usage and a hint, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for help.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asr-resilience",
+        description="Make Alibaba Cloud NLS speech recognition survive the vendor's error table.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    explain.register(commands)
+    policy_cmd.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except PolicyError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    except AsrResilienceError as exc:
+        sys.stderr.write(f"asr-resilience: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error of ours.
+        sys.stderr.close()
+        return 0
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The policy engine: YAML policies, composable matchers, and ``Policy.decide``."""
+
+from .decision import Decision
+from .loader import ENV_VAR, check_policy, load_policy, shipped_policies, shipped_policy_path
+from .matchers import AllOf, AnyOf, CodePattern, Codes, HttpStatus, Matcher, Message, Transport
+from .model import (
+    ACTIONS,
+    Action,
+    Backoff,
+    CircuitBreakerSettings,
+    ConcurrencySettings,
+    Defaults,
+    Jitter,
+    Language,
+    RetryBudgetSettings,
+    Rule,
+    TokenSettings,
+    Unknown,
+)
+from .policy import Policy
+
+__all__ = [
+    "ACTIONS",
+    "ENV_VAR",
+    "Action",
+    "AllOf",
+    "AnyOf",
+    "Backoff",
+    "CircuitBreakerSettings",
+    "CodePattern",
+    "Codes",
+    "ConcurrencySettings",
+    "Decision",
+    "Defaults",
+    "HttpStatus",
+    "Jitter",
+    "Language",
+    "Matcher",
+    "Message",
+    "Policy",
+    "RetryBudgetSettings",
+    "Rule",
+    "TokenSettings",
+    "Transport",
+    "Unknown",
+    "check_policy",
+    "load_policy",
+    "shipped_policies",
+    "shipped_policy_path",
+]
