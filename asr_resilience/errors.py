@@ -47,9 +47,11 @@ class PolicyIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line > 0 else self.file
-        return (
+        text = (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
+        # One issue, one line: a key or value with a line break must not split it.
+        return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class PolicyError(AsrResilienceError, ValueError):

@@ -115,7 +115,10 @@ def _load_chain(path: Path, display: str, seen: tuple[Path, ...]) -> Located:
         str(parent_path) if parent_path.parent != _shipped_dir() else f"policies/{parent_path.name}"
     )
     parent = _load_chain(parent_path, parent_display, (*seen, resolved))
-    return _merge(parent, doc)
+    merged = _merge(parent, doc)
+    if "name" not in items:
+        merged.value.pop("name", None)  # a child is named after its own file, not its parent
+    return merged
 
 
 def _shipped_dir() -> Path:

@@ -19,13 +19,25 @@ NODE_BUDGET = 20_000
 """Values one policy document may expand to; real policies use a few hundred."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Located:
     """A YAML value (dict of str -> Located, list of Located, or a scalar) and where it was."""
 
     value: Any
     file: str
     line: int
+
+    def __repr__(self) -> str:
+        # Messages show values with !r: show them as the user wrote them, without wrappers.
+        return repr(self.plain())
+
+    def plain(self) -> Any:
+        """The value with every nested Located unwrapped."""
+        if isinstance(self.value, dict):
+            return {key: child.plain() for key, child in self.value.items()}
+        if isinstance(self.value, list):
+            return [child.plain() for child in self.value]
+        return self.value
 
     def issue(self, field: str, message: str) -> PolicyIssue:
         """An issue pointing at this value."""
@@ -82,6 +94,10 @@ class _Converter:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, line)
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                raise YamlProblem(
+                    PolicyIssue(self.file, line, path, f"tag {node.tag} is not allowed")
+                )
             items = [self.convert(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
             return Located(items, self.file, line)
         return Located(self._scalar(node, path, line), self.file, line)
@@ -89,9 +105,13 @@ class _Converter:
     def _mapping(self, node: yaml.MappingNode, path: str, line: int) -> Located:
         if node.tag != "tag:yaml.org,2002:map":
             raise YamlProblem(PolicyIssue(self.file, line, path, f"tag {node.tag} is not allowed"))
+        own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
         self.loader.flatten_mapping(node)  # resolves `<<:` merge keys the way PyYAML does
+        # flatten_mapping puts the merged pairs first; the mapping's own keys may override them.
+        merged = len(node.value) - own
+        from_merge: set[str] = set()
         result: dict[str, Located] = {}
-        for key_node, value_node in node.value:
+        for index, (key_node, value_node) in enumerate(node.value):
             key_line = key_node.start_mark.line + 1
             key = (
                 self._scalar(key_node, path, key_line)
@@ -103,7 +123,12 @@ class _Converter:
                     PolicyIssue(self.file, key_line, path, f"keys must be strings, got {key!r}")
                 )
             child = f"{path}.{key}" if path else key
-            if key in result:
+            if index < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)
+                del result[key]
+            if key in result and index >= merged:
                 raise YamlProblem(
                     PolicyIssue(
                         self.file,

@@ -44,6 +44,8 @@ class CodePattern:
             )
 
     def matches(self, code: int) -> bool:
+        if code < 0:
+            return False
         text = str(code)
         if len(text) != len(self.pattern):
             return False

@@ -50,6 +50,7 @@ TOP_KEYS = (
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter")
 RULE_KEYS = ("name", "description", "match", "action", "max_attempts", "backoff")
 MATCH_KEYS = ("codes", "message", "http_status", "transport")
+MAX_ATTEMPTS = 1000
 
 
 class _Invalid(Exception):
@@ -81,12 +82,14 @@ class Validator:
                 )
         return value
 
-    def integer(self, loc: Located, field: str, minimum: int) -> int:
+    def integer(self, loc: Located, field: str, minimum: int, maximum: int | None = None) -> int:
         value = loc.value
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(loc, field, f"expected an integer, got {_kind(value)} {value!r}")
         if value < minimum:
             raise self.fail(loc, field, f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.fail(loc, field, f"{value} is above the maximum {maximum}")
         return value
 
     def number(
@@ -182,7 +185,11 @@ class Validator:
         items = self.mapping(loc, "defaults", ("max_attempts", "deadline", "backoff"))
         base = Defaults()
         attempts = self.optional(
-            items, "max_attempts", "defaults", lambda v, f: self.integer(v, f, 1), base.max_attempts
+            items,
+            "max_attempts",
+            "defaults",
+            lambda v, f: self.integer(v, f, 1, MAX_ATTEMPTS),
+            base.max_attempts,
         )
         deadline = self.optional(items, "deadline", "defaults", self.duration, base.deadline)
         backoff = self.optional(
@@ -387,7 +394,7 @@ class Validator:
         match = self.optional(items, "match", field, self.match, None)
         action = self.optional(items, "action", field, self._action, None)
         attempts = self.optional(
-            items, "max_attempts", field, lambda v, f: self.integer(v, f, 1), None
+            items, "max_attempts", field, lambda v, f: self.integer(v, f, 1, MAX_ATTEMPTS), None
         )
         backoff = self.optional(
             items, "backoff", field, lambda v, f: self.backoff(v, f, defaults.backoff), None
@@ -458,6 +465,7 @@ def _section(
 
 
 def _join(field: str, key: str) -> str:
+    key = key.replace("\r", "\\r").replace("\n", "\\n")  # a field path stays on one line
     return f"{field}.{key}" if field else key
 
 
