@@ -24,18 +24,23 @@ from .errors import (
     TokenRefreshError,
     TransportError,
 )
+from .extract import register_extractor, unregister_extractor
 from .failure import Failure
 from .policy import Backoff, Decision, Policy, Rule, load_policy
+from .retry import Attempt, Clock, resilient, retrying
+from .tokens import StaticToken, Token, TokenManager
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsrResilienceError",
+    "Attempt",
     "AttemptRecord",
     "Backoff",
     "Catalog",
     "CatalogEntry",
     "CircuitOpenError",
+    "Clock",
     "DeadlineExceededError",
     "Decision",
     "FailFastError",
@@ -52,10 +57,17 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "RetryExhaustedError",
     "Rule",
+    "StaticToken",
+    "Token",
+    "TokenManager",
     "TokenRefreshError",
     "TransportError",
     "__version__",
     "catalog",
     "code_class",
     "load_policy",
+    "register_extractor",
+    "resilient",
+    "retrying",
+    "unregister_extractor",
 ]

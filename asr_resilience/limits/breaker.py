@@ -1,0 +1,162 @@
+"""Circuit breaker: stop calling a service whose server-class failures pass a ratio.
+
+Closed, the breaker counts calls and server-class failures over a sliding window of
+``settings.window`` seconds (per-second buckets, rotated lazily). When at least ``min_calls``
+calls are in the window and ``failures / calls >= failure_ratio`` (``>=`` so that a ratio of 1.0
+can still trip, and 0.5 trips at half), it opens. Open, it refuses calls for ``open_for``
+seconds, then turns half-open and lets exactly one probe through: a success closes it with a
+fresh window, a server-class failure reopens it for another ``open_for``.
+
+Hot path: ``record_success`` in the closed state takes no lock in the common case (same second
+as the previous call): one flag test, an integer conversion, a comparison and one ``+=`` on an
+int attribute. See :mod:`asr_resilience.limits.budget` for why an unlocked ``+=`` is accepted
+for these statistics. Every state change happens under a ``threading.Lock``; ``on_change`` is
+called after the lock is released.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from ..policy.model import CircuitBreakerSettings
+from .budget import _SecondRing
+
+__all__ = ["BreakerState", "CircuitBreaker"]
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class CircuitBreaker(_SecondRing):
+    """Closed / open / half-open over server-class failures; counts are ``a`` calls, ``b`` fails."""
+
+    __slots__ = (
+        "_clock",
+        "_fast",
+        "_on_change",
+        "_opened_at",
+        "_probe_out",
+        "_state",
+        "settings",
+    )
+
+    def __init__(
+        self,
+        settings: CircuitBreakerSettings,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        super().__init__(settings.window, clock())
+        self.settings = settings
+        self._clock = clock
+        self._on_change = on_change
+        self._state: BreakerState = "closed"
+        # True while enabled and closed: the only case the hot path handles without the lock.
+        self._fast = settings.enabled
+        self._opened_at = 0.0
+        self._probe_out = False
+
+    @property
+    def state(self) -> BreakerState:
+        """``closed``, ``open`` or ``half_open`` (a disabled breaker stays ``closed``)."""
+        return self._state
+
+    def allow(self, now: float | None = None) -> bool:
+        """May a call go out now? Half-open lets one probe through at a time."""
+        if self._fast or not self.settings.enabled:
+            return True
+        if now is None:
+            now = self._clock()
+        changed: tuple[BreakerState, BreakerState] | None = None
+        with self._lock:
+            state = self._state
+            if state == "closed":
+                return True
+            if state == "open":
+                if now - self._opened_at < self.settings.open_for:
+                    return False
+                self._state = "half_open"
+                self._probe_out = True
+                changed = ("open", "half_open")
+                allowed = True
+            elif self._probe_out:
+                allowed = False
+            else:
+                self._probe_out = True
+                allowed = True
+        if changed is not None:
+            self._notify(*changed)
+        return allowed
+
+    def record_success(self, now: float | None = None) -> None:
+        """An outcome that shows the server is up (a success, or a client-class failure)."""
+        if self._fast:
+            if now is None:
+                now = self._clock()
+            sec = int(now)
+            if sec > self._sec:
+                self._rotate(sec)
+            self._cur_a += 1
+            return
+        if not self.settings.enabled:
+            return
+        if now is None:
+            now = self._clock()
+        with self._lock:
+            if self._state == "closed":
+                self._advance(int(now))
+                self._cur_a += 1
+                return
+            if self._state == "open":
+                # A call that left before the breaker opened: not a probe, no verdict.
+                return
+            self._close(now)
+        self._notify("half_open", "closed")
+
+    def record_failure(self, now: float | None = None) -> None:
+        """A server-class failure (5xxxxxxx, HTTP 5xx, transport)."""
+        if not self.settings.enabled:
+            return
+        if now is None:
+            now = self._clock()
+        settings = self.settings
+        with self._lock:
+            state = self._state
+            if state == "closed":
+                self._advance(int(now))
+                self._cur_a += 1
+                self._cur_b += 1
+                calls = self._past_a + self._cur_a
+                failures = self._past_b + self._cur_b
+                if calls < settings.min_calls or failures / calls < settings.failure_ratio:
+                    return
+            elif state == "open":
+                return
+            self._open(now)
+        self._notify(state, "open")
+
+    def release_probe(self) -> None:
+        """The probe ended without a verdict (e.g. cancelled): let another probe through."""
+        with self._lock:
+            if self._state == "half_open":
+                self._probe_out = False
+
+    def _open(self, now: float) -> None:
+        self._fast = False
+        self._state = "open"
+        self._opened_at = now
+        self._probe_out = False
+
+    def _close(self, now: float) -> None:
+        self._reset(now)
+        self._state = "closed"
+        self._probe_out = False
+        self._fast = True
+
+    def _notify(self, old: BreakerState, new: BreakerState) -> None:
+        if self._on_change is not None:
+            self._on_change(old, new)
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(state={self._state!r}, settings={self.settings!r})"

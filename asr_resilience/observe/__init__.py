@@ -1,0 +1,16 @@
+"""Observability: structlog events with redaction, and hooks for metrics backends."""
+
+from .events import PREFIX, Event, Hook, add_hook, emit
+from .redact import REDACTED, redact_processor, redact_text, register_secret
+
+__all__ = [
+    "PREFIX",
+    "REDACTED",
+    "Event",
+    "Hook",
+    "add_hook",
+    "emit",
+    "redact_processor",
+    "redact_text",
+    "register_secret",
+]

@@ -1,0 +1,20 @@
+"""The token manager: one shared NLS token, refreshed single-flight across tasks and threads."""
+
+from .manager import (
+    DEFAULT_PROVIDER_BACKOFF,
+    DEFAULT_REFRESH_AHEAD,
+    PROACTIVE_RETRY_PAUSE,
+    TokenManager,
+)
+from .token import Provider, StaticToken, Token, fingerprint
+
+__all__ = [
+    "DEFAULT_PROVIDER_BACKOFF",
+    "DEFAULT_REFRESH_AHEAD",
+    "PROACTIVE_RETRY_PAUSE",
+    "Provider",
+    "StaticToken",
+    "Token",
+    "TokenManager",
+    "fingerprint",
+]

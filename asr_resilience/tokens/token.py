@@ -1,0 +1,56 @@
+"""An NLS access token, its fingerprint, and the shape of a token provider.
+
+A token value is a bearer credential: nothing here ever prints it. ``repr()`` and ``str()`` show
+:func:`fingerprint` instead, which is stable (the same value always gives the same fingerprint,
+so two log lines can be matched) and short, and cannot be turned back into the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+__all__ = ["Provider", "StaticToken", "Token", "fingerprint"]
+
+
+def fingerprint(value: str) -> str:
+    """A short, stable, non-reversible stand-in for a token value: ``tok:`` + 8 hex digits."""
+    return "tok:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Token:
+    """A token value and when it expires (unix seconds; ``None`` = never)."""
+
+    value: str
+    expires_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Token({fingerprint(self.value)}, expires_at={self.expires_at!r})"
+
+    def __str__(self) -> str:
+        return fingerprint(self.value)
+
+
+Provider: TypeAlias = Callable[[], "Token | str | Awaitable[Token | str]"]
+"""Where fresh tokens come from: a sync or async callable returning a :class:`Token` or a str.
+
+A plain str is a token that never expires.
+"""
+
+
+class StaticToken:
+    """A provider that always returns the same token (e.g. one taken from ``NLS_TOKEN``)."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, value: str, expires_at: float | None = None) -> None:
+        self._token = Token(value, expires_at)
+
+    def __call__(self) -> Token:
+        return self._token
+
+    def __repr__(self) -> str:
+        return f"StaticToken({self._token!r})"

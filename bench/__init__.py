@@ -1,0 +1,1 @@
+"""Benchmarks of asr_resilience (run with `make bench`)."""

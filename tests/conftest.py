@@ -1,0 +1,17 @@
+"""Shared fixtures: every test starts with fresh scopes (budgets, breakers, limiters)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from asr_resilience.limits import reset_scopes
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scopes() -> Iterator[None]:
+    """Scopes are process-wide; a test must not inherit another's breaker or budget."""
+    reset_scopes()
+    yield
+    reset_scopes()

@@ -1,0 +1,395 @@
+"""Tests for asr_resilience.limits.limiter: AIMD with slow start, FIFO waiters, threads + tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from asr_resilience.limits import AdaptiveLimiter, Permit
+from asr_resilience.policy import ConcurrencySettings
+
+
+def _limiter(
+    initial: int = 4,
+    low: int = 1,
+    high: int = 200,
+    on_change: Callable[[float, float], None] | None = None,
+) -> AdaptiveLimiter:
+    return AdaptiveLimiter(
+        ConcurrencySettings(adaptive=True, initial=initial, min=low, max=high),
+        on_change=on_change,
+    )
+
+
+def _take(limiter: AdaptiveLimiter) -> Permit:
+    permit = limiter.acquire_sync(timeout=0)
+    assert permit is not None
+    return permit
+
+
+def _fill(limiter: AdaptiveLimiter) -> list[Permit]:
+    """Every free slot, taken without blocking."""
+    permits: list[Permit] = []
+    while (permit := limiter.acquire_sync(timeout=0)) is not None:
+        permits.append(permit)
+    return permits
+
+
+def _saturated_round(limiter: AdaptiveLimiter, permits: list[Permit]) -> list[Permit]:
+    """Release ``permits`` with success one by one, refilling freed slots at once."""
+    refilled: list[Permit] = []
+    for permit in permits:
+        permit.release("success")
+        refilled.extend(_fill(limiter))
+    return refilled
+
+
+async def _until(condition: Callable[[], bool], turns: int = 1000) -> None:
+    """Let other tasks run until ``condition`` holds (bounded, not timed)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_starts_at_initial_and_clamps_settings() -> None:
+    """The limit starts at ``initial`` clamped into [min, max]."""
+    assert _limiter(initial=4).limit == 4.0
+    assert _limiter(initial=50, high=10).limit == 10.0
+    assert _limiter(initial=1, low=3).slots == 3
+
+
+def test_slow_start_doubles_per_round() -> None:
+    """Below ssthresh, each round of successes doubles the limit."""
+    limiter = _limiter(initial=2)
+    permits = _fill(limiter)
+    seen = [limiter.slots]
+    for _ in range(4):
+        permits = _saturated_round(limiter, permits)
+        seen.append(limiter.slots)
+    assert seen == [2, 4, 8, 16, 32]
+    assert len(permits) == 32
+
+
+def test_additive_increase_after_a_cut() -> None:
+    """Above ssthresh, a round of successes adds about one slot."""
+    limiter = _limiter(initial=16)
+    permits = _fill(limiter)
+    permits.pop().release("throttled")
+    assert limiter.limit == 8.0
+    for permit in permits[8:]:
+        permit.release("dropped")
+    permits = _saturated_round(limiter, permits[:8])
+    assert 8.9 < limiter.limit < 9.0
+    assert limiter.slots == 8
+    assert len(permits) == 8
+
+
+def test_lightly_used_limiter_does_not_grow() -> None:
+    """Successes with fewer than half the slots in use teach nothing: the limit stays."""
+    limiter = _limiter(initial=4)
+    for _ in range(100):
+        _take(limiter).release("success")
+    assert limiter.limit == 4.0
+
+
+def test_one_cut_per_round_under_a_burst_of_throttles() -> None:
+    """Twenty throttles from one round halve the limit once; a later permit may cut again."""
+    limiter = _limiter(initial=20)
+    permits = _fill(limiter)
+    assert len(permits) == 20
+    for permit in permits:
+        permit.release("throttled")
+    assert limiter.limit == 10.0
+    assert limiter.stats()["cuts"] == 1
+    _take(limiter).release("throttled")
+    assert limiter.limit == 5.0
+    assert limiter.stats()["cuts"] == 2
+
+
+def test_never_above_max() -> None:
+    """Successes stop growing the limit at ``max``."""
+    limiter = _limiter(initial=4, high=6)
+    permits = _fill(limiter)
+    for _ in range(20):
+        permits = _saturated_round(limiter, permits)
+    assert limiter.limit == 6.0
+    assert len(permits) == 6
+
+
+def test_never_below_min() -> None:
+    """Throttles stop cutting the limit at ``min``."""
+    limiter = _limiter(initial=40, low=3)
+    for _ in range(20):
+        _take(limiter).release("throttled")
+    assert limiter.limit == 3.0
+    assert limiter.slots == 3
+
+
+def test_dropped_leaves_the_limit_alone() -> None:
+    """A ``dropped`` outcome frees the slot and changes nothing else."""
+    limiter = _limiter(initial=4)
+    permits = _fill(limiter)
+    for permit in permits:
+        permit.release("dropped")
+    assert limiter.limit == 4.0
+    assert limiter.in_flight == 0
+
+
+def test_release_is_idempotent() -> None:
+    """A second release of the same permit does nothing."""
+    limiter = _limiter(initial=8)
+    first = _take(limiter)
+    _take(limiter)
+    first.release("throttled")
+    first.release("throttled")
+    first.release("success")
+    assert first.released
+    assert limiter.in_flight == 1
+    assert limiter.limit == 4.0
+
+
+def test_on_change_reports_slot_changes() -> None:
+    """``on_change(old, new)`` runs when the slot count changes or the limit is cut."""
+    changes: list[tuple[float, float]] = []
+    limiter = _limiter(initial=2, on_change=lambda old, new: changes.append((old, new)))
+    permits = _fill(limiter)
+    permits = _saturated_round(limiter, permits)
+    permits[0].release("throttled")
+    assert changes == [(2.0, 3.0), (3.0, 4.0), (4.0, 2.0)]
+
+
+def test_stats() -> None:
+    """``stats()`` reports limit, in-flight, waiting and cuts."""
+    limiter = _limiter(initial=3)
+    _fill(limiter)
+    stats = limiter.stats()
+    assert stats["limit"] == 3.0
+    assert stats["in_flight"] == 3
+    assert stats["waiting"] == 0
+    assert stats["cuts"] == 0
+
+
+def test_sync_acquire_timeout_returns_none() -> None:
+    """A thread that waits past its timeout gets ``None`` and leaves the queue."""
+    limiter = _limiter(initial=1, high=1)
+    held = _take(limiter)
+    assert limiter.acquire_sync(timeout=0) is None
+    assert limiter.acquire_sync(timeout=0.01) is None
+    assert limiter.stats()["waiting"] == 0
+    held.release("success")
+    assert limiter.in_flight == 0
+
+
+async def test_async_acquire_timeout_returns_none() -> None:
+    """A task that waits past its timeout gets ``None`` and leaves the queue."""
+    limiter = _limiter(initial=1, high=1)
+    held = await limiter.acquire()
+    assert held is not None
+    assert await limiter.acquire(timeout=0) is None
+    assert await limiter.acquire(timeout=0.01) is None
+    assert limiter.stats()["waiting"] == 0
+    held.release("success")
+    assert limiter.in_flight == 0
+
+
+async def test_cancelled_waiter_leaks_no_slot() -> None:
+    """A waiter cancelled while queued leaves the queue and takes no slot."""
+    limiter = _limiter(initial=1, high=1)
+    held = await limiter.acquire()
+    assert held is not None
+    task = asyncio.create_task(limiter.acquire())
+    await _until(lambda: limiter.stats()["waiting"] == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.stats()["waiting"] == 0
+    held.release("success")
+    assert limiter.in_flight == 0
+    assert await limiter.acquire(timeout=0) is not None
+
+
+async def test_waiter_cancelled_after_hand_off_returns_the_slot() -> None:
+    """A waiter cancelled after a slot was handed to it gives that slot back."""
+    limiter = _limiter(initial=1, high=1)
+    held = await limiter.acquire()
+    assert held is not None
+    task = asyncio.create_task(limiter.acquire())
+    await _until(lambda: limiter.stats()["waiting"] == 1)
+    held.release("dropped")
+    assert limiter.in_flight == 1  # handed to the waiting task, which has not run yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.in_flight == 0
+    assert limiter.stats()["waiting"] == 0
+
+
+async def test_waiters_are_served_in_arrival_order() -> None:
+    """Freed slots go to waiters first come, first served."""
+    limiter = _limiter(initial=1, high=1)
+    held = await limiter.acquire()
+    assert held is not None
+    order: list[int] = []
+
+    async def wait(index: int) -> None:
+        permit = await limiter.acquire()
+        assert permit is not None
+        order.append(index)
+        permit.release("dropped")
+
+    tasks = [asyncio.create_task(wait(i)) for i in range(10)]
+    await _until(lambda: limiter.stats()["waiting"] == 10)
+    held.release("dropped")
+    await asyncio.gather(*tasks)
+    assert order == list(range(10))
+
+
+async def test_no_barging_past_the_queue() -> None:
+    """A newcomer does not take a slot ahead of a queued waiter."""
+    limiter = _limiter(initial=1, high=1)
+    held = await limiter.acquire()
+    assert held is not None
+    task = asyncio.create_task(limiter.acquire())
+    await _until(lambda: limiter.stats()["waiting"] == 1)
+    held.release("dropped")
+    assert await limiter.acquire(timeout=0) is None
+    permit = await task
+    assert permit is not None
+    permit.release("dropped")
+
+
+async def test_never_more_than_the_limit_with_tasks() -> None:
+    """With 200 tasks, the calls in flight never exceed the slot count."""
+    limiter = _limiter(initial=3, high=10)
+    current = peak = 0
+
+    async def job() -> None:
+        nonlocal current, peak
+        permit = await limiter.acquire()
+        assert permit is not None
+        current += 1
+        peak = max(peak, current)
+        assert current <= limiter.slots
+        await asyncio.sleep(0)  # the call spans a few turns of the loop
+        await asyncio.sleep(0)
+        current -= 1
+        permit.release("success")
+
+    await asyncio.gather(*(job() for _ in range(200)))
+    assert 3 < peak <= 10
+    assert limiter.in_flight == 0
+
+
+def test_never_more_than_the_limit_with_threads() -> None:
+    """With 50 threads, at most ``slots`` hold a permit, and that many do overlap."""
+    limiter = _limiter(initial=5, high=5)
+    lock = threading.Lock()
+    barrier = threading.Barrier(5, timeout=10.0)
+    current = peak = 0
+
+    def job() -> None:
+        nonlocal current, peak
+        permit = limiter.acquire_sync(timeout=10.0)
+        assert permit is not None
+        with lock:
+            current += 1
+            peak = max(peak, current)
+        barrier.wait()  # five holders at once, or the barrier breaks
+        with lock:
+            current -= 1
+        permit.release("success")
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        for future in [pool.submit(job) for _ in range(50)]:
+            future.result()
+    assert peak == 5
+    assert limiter.in_flight == 0
+    assert limiter.stats()["waiting"] == 0
+
+
+def test_serves_threads_and_several_event_loops_at_once() -> None:
+    """Threads and tasks on two loops share one limiter without exceeding it."""
+    limiter = _limiter(initial=3, high=3)
+    lock = threading.Lock()
+    start = threading.Barrier(4, timeout=10.0)
+    current = peak = done = 0
+
+    def enter() -> None:
+        nonlocal current, peak
+        with lock:
+            current += 1
+            peak = max(peak, current)
+
+    def leave() -> None:
+        nonlocal current, done
+        with lock:
+            current -= 1
+            done += 1
+
+    async def task_job() -> None:
+        permit = await limiter.acquire()
+        assert permit is not None
+        enter()
+        await asyncio.sleep(0)
+        leave()
+        permit.release("success")
+
+    async def loop_main() -> None:
+        await asyncio.gather(*(task_job() for _ in range(40)))
+
+    def run_loop() -> None:
+        start.wait()
+        asyncio.run(loop_main())
+
+    def run_threads() -> None:
+        start.wait()
+        for _ in range(40):
+            permit = limiter.acquire_sync(timeout=10.0)
+            assert permit is not None
+            enter()
+            leave()
+            permit.release("success")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(run_loop), pool.submit(run_loop)]
+        futures += [pool.submit(run_threads), pool.submit(run_threads)]
+        for future in futures:
+            future.result()
+    assert done == 160
+    assert peak <= 3
+    assert limiter.in_flight == 0
+
+
+async def test_converges_on_the_vendors_quota() -> None:
+    """Against a server that throttles beyond 10 in flight, the limit settles near 10."""
+    quota = 10
+    limiter = _limiter(initial=4)
+    server_in_flight = attempts = throttled = 0
+
+    async def job() -> None:
+        nonlocal server_in_flight, attempts, throttled
+        while True:
+            permit = await limiter.acquire()
+            assert permit is not None
+            attempts += 1
+            server_in_flight += 1
+            over = server_in_flight > quota
+            await asyncio.sleep(0)  # the call spans a few turns of the loop
+            await asyncio.sleep(0)
+            server_in_flight -= 1
+            if not over:
+                permit.release("success")
+                return
+            throttled += 1
+            permit.release("throttled")  # and go back to the queue
+
+    await asyncio.gather(*(job() for _ in range(300)))
+    assert 5 <= limiter.limit <= 20
+    assert throttled / attempts < 0.2
+    assert limiter.in_flight == 0

@@ -1,0 +1,180 @@
+"""Resilient calls under concurrency: token storms, proactive refresh, adaptive limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import asr_resilience as ar
+from asr_resilience.testing import no_wait
+from asr_resilience.tokens import Token, TokenManager
+
+from .helpers import CountingProvider, write_policy
+
+
+class RevokingServer:
+    """Accepts only the newest token; revoke() makes every token issued so far invalid."""
+
+    def __init__(self) -> None:
+        self.valid: set[str] = set()
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.rejected = 0
+
+    def issue(self, provider: CountingProvider) -> Token:
+        token = provider()
+        with self.lock:
+            self.valid.add(token.value)
+        return token
+
+    def revoke(self) -> None:
+        with self.lock:
+            self.valid.clear()
+
+    def check(self, token: str) -> str:
+        with self.lock:
+            if token not in self.valid:
+                self.rejected += 1
+                raise ar.NlsError(
+                    40000001, f"Gateway:ACCESS_DENIED:The token '{token}' is invalid!"
+                )
+            self.accepted += 1
+        return "ok"
+
+
+async def test_token_revoked_under_1000_mixed_callers() -> None:
+    """1000 callers (tasks and threads) in flight when the token is revoked: 1 provider call."""
+    server = RevokingServer()
+    provider = CountingProvider()
+    tokens = TokenManager(lambda: server.issue(provider))
+    tokens.get_sync()
+    assert provider.calls == 1
+    n_tasks, n_threads = 800, 200
+    arrived = 0
+    arrived_lock = threading.Lock()
+    all_in_flight = threading.Event()
+    revoked = threading.Event()
+    revoked_async = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def arrive() -> None:
+        nonlocal arrived
+        with arrived_lock:
+            arrived += 1
+            if arrived == n_tasks + n_threads:
+                all_in_flight.set()
+
+    @ar.resilient("default", tokens=tokens, scope="storm-mixed")
+    async def acall(*, token: str = "") -> str:
+        if not revoked_async.is_set():
+            arrive()
+            await revoked_async.wait()
+        return server.check(token)
+
+    @ar.resilient("default", tokens=tokens, scope="storm-mixed")
+    def scall(*, token: str = "") -> str:
+        if not revoked.is_set():
+            arrive()
+            revoked.wait()
+        return server.check(token)
+
+    tasks = [asyncio.create_task(acall()) for _ in range(n_tasks)]
+    threads_done: list[str] = []
+
+    def run_thread() -> None:
+        threads_done.append(scall())
+
+    threads = [threading.Thread(target=run_thread) for _ in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(all_in_flight.wait)
+    server.revoke()
+    revoked.set()
+    loop.call_soon(revoked_async.set)
+    results = await asyncio.gather(*tasks)
+
+    def join_all() -> None:
+        for thread in threads:
+            thread.join()
+
+    await asyncio.to_thread(join_all)
+    assert results == ["ok"] * n_tasks
+    assert threads_done == ["ok"] * n_threads
+    assert provider.calls == 2  # the first token, and exactly one refresh
+    assert server.rejected == n_tasks + n_threads
+    assert server.accepted == n_tasks + n_threads
+
+
+async def test_proactive_refresh_avoids_expiry_failures() -> None:
+    """A token renewed refresh_ahead before expiry: no attempt ever fails on an expired token."""
+    now = [1_000_000.0]
+    issued = threading.Event()
+    provider = CountingProvider()
+
+    def provide() -> Token:
+        value = provider().value
+        issued.set()
+        return Token(value, now[0] + 100)
+
+    tokens = TokenManager(provide, refresh_ahead=10, clock=lambda: now[0])
+    expiry: dict[str, float] = {}
+
+    @ar.resilient("default", tokens=tokens, scope="proactive")
+    async def call(*, token: str = "") -> str:
+        held = tokens.peek_token()
+        assert held is not None
+        expiry.setdefault(token, held.expires_at or 0)
+        if now[0] >= expiry[token]:
+            raise ar.NlsError(40000001, "The token 'x' has expired")
+        return token
+
+    first = await call()
+    issued.clear()
+    now[0] += 95  # inside refresh_ahead: still valid, renewed in the background
+    assert await call() == first
+    await asyncio.to_thread(issued.wait)
+    for _ in range(50):  # let the background task store the new token
+        if tokens.peek_token() is not None and tokens.peek_token().value != first:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0)
+    now[0] += 10  # the first token has expired now
+    second = await call()
+    assert second != first
+    assert provider.calls == 2
+
+
+async def test_adaptive_concurrency_finds_the_quota(tmp_path: Path) -> None:
+    """With a quota of 5 unknown to the client, 200 calls succeed with few throttled attempts."""
+    policy = write_policy(
+        tmp_path,
+        "concurrency: {adaptive: true, initial: 2, min: 1, max: 100}\n"
+        "retry_budget: {enabled: false}\ndefaults: {deadline: 60s}\n",
+    )
+    quota = 5
+    in_flight = 0
+    peak = 0
+    throttled = 0
+    attempts = 0
+
+    @ar.resilient(policy, scope="adaptive")
+    async def call() -> str:
+        nonlocal in_flight, peak, throttled, attempts
+        attempts += 1
+        if in_flight >= quota:
+            throttled += 1
+            raise ar.NlsError(40000005, "Gateway:TOO_MANY_REQUESTS:Too many requests!")
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+        finally:
+            in_flight -= 1
+        return "ok"
+
+    with no_wait():
+        results = await asyncio.gather(*(call() for _ in range(200)))
+    assert results == ["ok"] * 200
+    assert peak <= quota
+    assert throttled / 200 < 0.25

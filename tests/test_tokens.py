@@ -1,0 +1,675 @@
+"""Tests for asr_resilience.tokens: single-flight refresh, proactive refresh, failures, secrecy."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from asr_resilience.errors import TokenRefreshError
+from asr_resilience.policy.model import Backoff, TokenSettings
+from asr_resilience.tokens import StaticToken, Token, TokenManager, fingerprint
+
+SECRET = "s3cr3t-token-value-0123456789"
+NO_JITTER = Backoff(initial=0.1, max=1.0, multiplier=2.0, jitter="none")
+WAIT = 10.0  # safety timeout of every Event/join: a bug fails the test instead of hanging it
+
+
+class FakeClock:
+    """A clock that only moves when the test moves it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    """A sync sleep that only records the delays it was asked for."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class AsyncRecorder:
+    """An async sleep that only records the delays it was asked for."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class Arrivals:
+    """Counts callers as they arrive and sets ``all_in`` when the last one does."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.all_in = threading.Event()
+        self._lock = threading.Lock()
+
+    def arrive(self) -> None:
+        with self._lock:
+            self.count += 1
+            if self.count == self.expected:
+                self.all_in.set()
+
+
+def _refresh_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "asr-resilience-token-refresh"]
+
+
+async def _drain_background_tasks() -> None:
+    me = asyncio.current_task()
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not me))
+
+
+# -- Token, fingerprint, StaticToken ----------------------------------------------------------
+
+
+def test_fingerprint_is_short_stable_and_hides_the_value() -> None:
+    """fingerprint() is 'tok:' + 8 hex digits, the same for the same value, without the value."""
+    fp = fingerprint(SECRET)
+    assert fp == fingerprint(SECRET)
+    assert fp.startswith("tok:")
+    assert len(fp) == 12
+    int(fp[4:], 16)
+    assert fp != fingerprint(SECRET + "x")
+    assert SECRET not in fp
+
+
+def test_token_repr_and_str_do_not_show_the_value() -> None:
+    """repr() and str() of a Token show its fingerprint, never its value."""
+    token = Token(SECRET, 123.0)
+    assert SECRET not in repr(token)
+    assert SECRET not in str(token)
+    assert fingerprint(SECRET) in repr(token)
+    assert str(token) == fingerprint(SECRET)
+    assert "123.0" in repr(token)
+
+
+def test_manager_repr_does_not_show_the_value() -> None:
+    """repr() of a TokenManager and of StaticToken holding a token never shows its value."""
+    provider = StaticToken(SECRET)
+    manager = TokenManager(provider)
+    assert manager.get_sync() == SECRET
+    assert SECRET not in repr(manager)
+    assert fingerprint(SECRET) in repr(manager)
+    assert SECRET not in repr(provider)
+
+
+def test_static_token_provider() -> None:
+    """StaticToken always returns the same Token, and the manager serves it."""
+    provider = StaticToken(SECRET, expires_at=5_000.0)
+    assert provider() == Token(SECRET, 5_000.0)
+    assert provider() is provider()
+    manager = TokenManager(provider, clock=FakeClock(0.0))
+    assert manager.get_sync() == SECRET
+    assert manager.peek_token() == Token(SECRET, 5_000.0)
+    assert manager.provider_calls == 1
+
+
+def test_plain_string_provider_never_expires() -> None:
+    """A provider returning a str gives a token that never expires nor refreshes."""
+    clock = FakeClock(0.0)
+    manager = TokenManager(lambda: "plain", clock=clock)
+    assert manager.current() is None
+    assert manager.get_sync() == "plain"
+    assert manager.peek_token() == Token("plain", None)
+    clock.now = 1e12
+    assert manager.current() == "plain"
+    assert manager.provider_calls == 1
+    assert _refresh_threads() == []
+
+
+# -- sync and async providers from either entry point ------------------------------------------
+
+
+async def test_sync_provider_from_async_get_runs_in_a_worker_thread() -> None:
+    """A sync provider called from get() runs off the event loop's thread."""
+    loop_thread = threading.get_ident()
+    provider_threads: list[int] = []
+
+    def provider() -> str:
+        provider_threads.append(threading.get_ident())
+        return "from-sync"
+
+    manager = TokenManager(provider)
+    assert await manager.get() == "from-sync"
+    assert await manager.get() == "from-sync"
+    assert len(provider_threads) == 1
+    assert provider_threads[0] != loop_thread
+
+
+def test_async_provider_from_get_sync() -> None:
+    """An async provider called from get_sync() runs in a fresh event loop in this thread."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def provider() -> Token:
+        loops.append(asyncio.get_running_loop())
+        return Token("from-async", None)
+
+    manager = TokenManager(provider)
+    assert manager.get_sync() == "from-async"
+    assert manager.get_sync() == "from-async"
+    assert len(loops) == 1
+    assert loops[0].is_closed()
+
+
+def test_lambda_returning_a_coroutine_from_get_sync() -> None:
+    """A sync callable that returns an awaitable is awaited too."""
+
+    async def fetch() -> str:
+        return "lazy"
+
+    manager = TokenManager(lambda: fetch())
+    assert manager.get_sync() == "lazy"
+
+
+async def test_get_sync_refuses_an_async_provider_inside_a_running_loop() -> None:
+    """get_sync() inside a running loop with an async provider raises instead of deadlocking."""
+
+    async def provider() -> str:
+        return "never"
+
+    manager = TokenManager(provider)
+    with pytest.raises(RuntimeError, match="await get"):
+        manager.get_sync()
+    assert manager.provider_calls == 0
+    assert await manager.get() == "never"
+    assert manager.get_sync() == "never"  # a held token is fine anywhere
+
+
+# -- single flight -----------------------------------------------------------------------------
+
+
+async def test_thousand_tasks_share_one_provider_call() -> None:
+    """1000 concurrent get() on an empty manager cause exactly one provider call."""
+    n = 1000
+    arrivals = Arrivals(n)
+    everyone_waiting = asyncio.Event()
+
+    async def provider() -> Token:
+        await everyone_waiting.wait()
+        return Token("shared", None)
+
+    manager = TokenManager(provider)
+
+    async def caller() -> str:
+        arrivals.arrive()
+        if arrivals.all_in.is_set():
+            everyone_waiting.set()
+        return await manager.get()
+
+    values = await asyncio.gather(*(caller() for _ in range(n)))
+    assert manager.provider_calls == 1
+    assert values == ["shared"] * n
+
+
+async def test_thousand_mixed_tasks_and_threads_after_invalidation() -> None:
+    """500 tasks + 500 threads needing a new token after invalidation cause one provider call."""
+    n_tasks = n_threads = 500
+    arrivals = Arrivals(n_tasks + n_threads)
+    overlapped: list[bool] = []
+    calls = 0
+
+    def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls > 1:  # the refresh: hold it until every caller has arrived
+            overlapped.append(arrivals.all_in.wait(WAIT))
+        return f"token-{calls}"
+
+    manager = TokenManager(provider)
+    first = await manager.get()
+    assert first == "token-1"
+    assert manager.invalidate(first)
+    assert manager.current() is None
+
+    thread_values: list[str] = []
+    thread_errors: list[BaseException] = []
+
+    def thread_caller() -> None:
+        arrivals.arrive()
+        try:
+            thread_values.append(manager.get_sync())
+        except BaseException as exc:  # pragma: no cover - reported by the asserts below
+            thread_errors.append(exc)
+
+    async def task_caller() -> str:
+        arrivals.arrive()
+        return await manager.get()
+
+    threads = [threading.Thread(target=thread_caller) for _ in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    task_values = await asyncio.gather(*(task_caller() for _ in range(n_tasks)))
+    for thread in threads:
+        await asyncio.to_thread(thread.join, WAIT)
+
+    assert thread_errors == []
+    assert overlapped == [True]
+    assert manager.provider_calls == 2  # the first token, then exactly one refresh
+    assert task_values == ["token-2"] * n_tasks
+    assert thread_values == ["token-2"] * n_threads
+
+
+def test_threads_only_share_one_provider_call() -> None:
+    """Plain threads calling get_sync() concurrently cause one provider call."""
+    n = 64
+    arrivals = Arrivals(n)
+    barrier = threading.Barrier(n)
+
+    def provider() -> str:
+        arrivals.all_in.wait(WAIT)
+        return "threaded"
+
+    manager = TokenManager(provider)
+    values: list[str] = []
+
+    def caller() -> None:
+        barrier.wait(WAIT)
+        arrivals.arrive()
+        values.append(manager.get_sync())
+
+    threads = [threading.Thread(target=caller) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert values == ["threaded"] * n
+    assert manager.provider_calls == 1
+
+
+async def test_cancelling_the_leader_does_not_strand_the_followers() -> None:
+    """Cancelling the task that started the refresh leaves it running for the others."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def provider() -> str:
+        started.set()
+        await release.wait()
+        return "survivor"
+
+    manager = TokenManager(provider)
+    leader = asyncio.create_task(manager.get())
+    await started.wait()
+    followers = [asyncio.create_task(manager.get()) for _ in range(10)]
+    leader.cancel()
+    release.set()
+    assert await asyncio.gather(*followers) == ["survivor"] * 10
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    assert manager.provider_calls == 1
+    assert manager.current() == "survivor"
+
+
+# -- compare-and-invalidate --------------------------------------------------------------------
+
+
+def test_compare_and_invalidate() -> None:
+    """invalidate() drops the held token only when given its value, and never calls the provider."""
+    values = iter(["first", "second"])
+    manager = TokenManager(lambda: next(values))
+    assert manager.invalidate("anything") is False  # nothing held
+    assert manager.get_sync() == "first"
+    assert manager.invalidate("stale") is False
+    assert manager.current() == "first"
+    assert manager.invalidate("first") is True
+    assert manager.current() is None
+    assert manager.peek_token() is None
+    assert manager.invalidate("first") is False
+    assert manager.provider_calls == 1
+    assert manager.get_sync() == "second"
+    assert manager.invalidate("first") is False  # a late caller with the old value
+    assert manager.current() == "second"
+
+
+# -- expiry and proactive refresh --------------------------------------------------------------
+
+
+def test_expired_token_is_not_served() -> None:
+    """current() returns None from expires_at on, and get_sync() fetches a new token."""
+    clock = FakeClock(0.0)
+    tokens = iter([Token("one", 1_000.0), Token("two", 5_000.0)])
+    manager = TokenManager(lambda: next(tokens), clock=clock, refresh_ahead=0.0)
+    assert manager.get_sync() == "one"
+    clock.now = 999.999
+    assert manager.current() == "one"
+    clock.now = 1_000.0
+    assert manager.current() is None
+    assert manager.provider_calls == 1  # current() alone never refreshes an expired token
+    assert manager.get_sync() == "two"
+    assert manager.provider_calls == 2
+
+
+def test_proactive_refresh_in_a_background_thread() -> None:
+    """Within refresh_ahead, current() serves the old token and starts exactly one refresh."""
+    clock = FakeClock(0.0)
+    started = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def provider() -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return Token("old", 1_000.0)
+        started.set()
+        release.wait(WAIT)
+        return Token("new", 2_000.0)
+
+    manager = TokenManager(provider, clock=clock, refresh_ahead=300.0)
+    assert manager.get_sync() == "old"
+    clock.now = 699.0
+    assert manager.current() == "old"
+    assert manager.provider_calls == 1
+    clock.now = 750.0
+    assert manager.current() == "old"
+    assert started.wait(WAIT)
+    for _ in range(100):
+        assert manager.current() == "old"
+    assert manager.get_sync() == "old"
+    assert manager.provider_calls == 2
+    assert len(_refresh_threads()) == 1
+    release.set()
+    for thread in _refresh_threads():
+        thread.join(WAIT)
+    assert manager.current() == "new"
+    assert manager.peek_token() == Token("new", 2_000.0)
+    assert manager.provider_calls == 2
+
+
+async def test_proactive_refresh_in_a_background_task() -> None:
+    """Inside a running loop, the proactive refresh is a task; callers keep the old token."""
+    clock = FakeClock(0.0)
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    release = asyncio.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def provider() -> Token:
+        loops.append(asyncio.get_running_loop())
+        if len(loops) == 1:
+            return Token("old", 1_000.0)
+        started.set()
+        await release.wait()
+        return Token("new", 2_000.0)
+
+    manager = TokenManager(provider, clock=clock, refresh_ahead=300.0)
+    assert await manager.get() == "old"
+    clock.now = 800.0
+    assert manager.current() == "old"
+    await started.wait()
+    for _ in range(100):
+        assert manager.current() == "old"
+        assert await manager.get() == "old"
+    assert manager.provider_calls == 2
+    release.set()
+    await _drain_background_tasks()
+    assert manager.current() == "new"
+    assert loops == [loop, loop]
+    assert _refresh_threads() == []
+
+
+async def test_blocking_callers_join_the_background_refresh() -> None:
+    """When the token expires during a background refresh, get() waits for that same refresh."""
+    clock = FakeClock(0.0)
+    started = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def provider() -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return Token("old", 1_000.0)
+        started.set()
+        await release.wait()
+        return Token("new", 2_000.0)
+
+    manager = TokenManager(provider, clock=clock, refresh_ahead=300.0)
+    await manager.get()
+    clock.now = 900.0
+    assert manager.current() == "old"
+    await started.wait()
+    clock.now = 1_000.0
+    waiters = [asyncio.create_task(manager.get()) for _ in range(5)]
+    release.set()
+    assert await asyncio.gather(*waiters) == ["new"] * 5
+    assert manager.provider_calls == 2
+
+
+async def test_failed_background_refresh_keeps_the_token_and_pauses() -> None:
+    """A failed proactive refresh keeps serving the valid token and is not retried on every call."""
+    clock = FakeClock(0.0)
+    calls = 0
+
+    async def provider() -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return Token("old", 1_000.0)
+        raise ConnectionError("meta endpoint down")
+
+    manager = TokenManager(provider, clock=clock, refresh_ahead=300.0, provider_attempts=1)
+    await manager.get()
+    clock.now = 800.0
+    assert manager.current() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 2
+    assert manager.current() == "old"
+    assert await manager.get() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 2  # paused
+    clock.now = 811.0
+    assert manager.current() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 3
+
+
+def test_short_lived_token_is_renewed_at_half_its_lifetime() -> None:
+    """A token living less than refresh_ahead is not refreshed on every call."""
+    clock = FakeClock(0.0)
+    manager = TokenManager(StaticToken("short", 100.0), clock=clock, refresh_ahead=300.0)
+    assert manager.get_sync() == "short"
+    clock.now = 49.0
+    assert manager.current() == "short"
+    assert manager.provider_calls == 1
+    assert _refresh_threads() == []
+
+
+# -- refresh_ahead and configure() -------------------------------------------------------------
+
+
+def test_configure_respects_an_explicit_refresh_ahead() -> None:
+    """configure() adopts settings.refresh_ahead only when none was given explicitly."""
+    explicit = TokenManager(StaticToken("x"), refresh_ahead=60.0)
+    explicit.configure(TokenSettings(refresh_ahead=900.0))
+    assert explicit.refresh_ahead == 60.0
+
+    implicit = TokenManager(StaticToken("x"))
+    assert implicit.refresh_ahead == 300.0
+    implicit.configure(TokenSettings(refresh_ahead=900.0))
+    assert implicit.refresh_ahead == 900.0
+
+
+def test_configure_applies_to_the_held_token() -> None:
+    """A refresh_ahead adopted by configure() moves the refresh time of the held token."""
+    clock = FakeClock(0.0)
+    manager = TokenManager(StaticToken("held", 10_000.0), clock=clock)
+    assert manager.get_sync() == "held"
+    manager.configure(TokenSettings(refresh_ahead=100.0))
+    clock.now = 9_800.0  # inside the default 300 s, outside the configured 100 s
+    assert manager.current() == "held"
+    assert _refresh_threads() == []
+    assert manager.provider_calls == 1
+
+
+def test_invalid_arguments() -> None:
+    """A negative refresh_ahead or fewer than one provider attempt is refused."""
+    with pytest.raises(ValueError, match="refresh_ahead"):
+        TokenManager(StaticToken("x"), refresh_ahead=-1.0)
+    with pytest.raises(ValueError, match="provider_attempts"):
+        TokenManager(StaticToken("x"), provider_attempts=0)
+
+
+# -- provider failures -------------------------------------------------------------------------
+
+
+def test_provider_failing_twice_then_succeeding() -> None:
+    """Two failures then a token: success after three calls and two backoff sleeps."""
+    sleep = Recorder()
+    calls = 0
+
+    def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError(f"attempt {calls}")
+        return "third-time"
+
+    manager = TokenManager(provider, provider_attempts=3, provider_backoff=NO_JITTER, sleep=sleep)
+    assert manager.get_sync() == "third-time"
+    assert manager.provider_calls == 3
+    assert sleep.delays == [0.1, 0.2]
+
+
+async def test_async_provider_failing_twice_then_succeeding() -> None:
+    """The same through get(): the async sleep gets the backoff delays."""
+    sleep = AsyncRecorder()
+    calls = 0
+
+    async def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError(f"attempt {calls}")
+        return "third-time"
+
+    manager = TokenManager(
+        provider, provider_attempts=3, provider_backoff=NO_JITTER, async_sleep=sleep
+    )
+    assert await manager.get() == "third-time"
+    assert manager.provider_calls == 3
+    assert sleep.delays == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("bad", ["", 42, None, Token("", None)])
+def test_bad_provider_results_count_as_failures(bad: object) -> None:
+    """An empty value or something that is not a Token/str is retried like an exception."""
+    results: Iterator[Any] = iter([bad, "good"])
+    manager = TokenManager(lambda: next(results), sleep=Recorder())
+    assert manager.get_sync() == "good"
+    assert manager.provider_calls == 2
+
+
+def test_already_expired_token_counts_as_a_failure() -> None:
+    """A token that has expired when it arrives is not stored."""
+    manager = TokenManager(
+        StaticToken("late", 10.0), clock=FakeClock(20.0), provider_attempts=2, sleep=Recorder()
+    )
+    with pytest.raises(TokenRefreshError, match="already expired"):
+        manager.get_sync()
+    assert manager.peek_token() is None
+    assert manager.provider_calls == 2
+
+
+def test_provider_failing_always_sync() -> None:
+    """After provider_attempts failures get_sync() raises TokenRefreshError from the last one."""
+    sleep = Recorder()
+    raised: list[Exception] = []
+
+    def provider() -> str:
+        exc = ConnectionError(f"boom {len(raised) + 1}")
+        raised.append(exc)
+        raise exc
+
+    manager = TokenManager(provider, provider_attempts=3, sleep=sleep)
+    with pytest.raises(TokenRefreshError) as info:
+        manager.get_sync()
+    error = info.value
+    assert error.__cause__ is raised[-1]
+    assert error.action == "refresh-token"
+    assert error.code is None
+    assert error.hint == "check the AccessKey pair and the meta endpoint"
+    assert str(error.args[0]) == "could not get a token from the provider: ConnectionError: boom 3"
+    assert manager.provider_calls == 3
+    assert len(sleep.delays) == 2
+    assert all(0.0 <= d <= 0.2 for d in sleep.delays)
+    # The failure is not cached: the next call tries again.
+    with pytest.raises(TokenRefreshError):
+        manager.get_sync()
+    assert manager.provider_calls == 6
+
+
+async def test_provider_failing_always_async_reaches_every_waiter() -> None:
+    """Every task waiting on a failing refresh gets its own TokenRefreshError with the cause."""
+    n = 50
+    arrivals = Arrivals(n)
+    everyone_waiting = asyncio.Event()
+    raised: list[Exception] = []
+
+    async def provider() -> str:
+        await everyone_waiting.wait()
+        exc = PermissionError("InvalidAccessKeyId")
+        raised.append(exc)
+        raise exc
+
+    manager = TokenManager(provider, provider_attempts=2, async_sleep=AsyncRecorder())
+
+    async def caller() -> str:
+        arrivals.arrive()
+        if arrivals.all_in.is_set():
+            everyone_waiting.set()
+        return await manager.get()
+
+    results = await asyncio.gather(*(caller() for _ in range(n)), return_exceptions=True)
+    assert manager.provider_calls == 2
+    assert all(isinstance(r, TokenRefreshError) for r in results)
+    errors = [r for r in results if isinstance(r, TokenRefreshError)]
+    assert all(e.__cause__ is raised[-1] for e in errors)
+    assert len({id(e) for e in errors}) == n  # one instance per waiter
+
+
+def test_provider_failing_always_reaches_every_thread() -> None:
+    """Every thread waiting on a failing refresh gets TokenRefreshError with the cause."""
+    n = 32
+    arrivals = Arrivals(n)
+    raised: list[Exception] = []
+
+    def provider() -> str:
+        arrivals.all_in.wait(WAIT)
+        exc = TimeoutError("meta endpoint timed out")
+        raised.append(exc)
+        raise exc
+
+    manager = TokenManager(provider, provider_attempts=1)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        arrivals.arrive()
+        try:
+            manager.get_sync()
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=caller) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert manager.provider_calls == 1
+    assert len(errors) == n
+    assert all(isinstance(e, TokenRefreshError) and e.__cause__ is raised[0] for e in errors)
