@@ -1,0 +1,50 @@
+"""The NLS protocol, sans I/O: messages, typed events, and session state machines."""
+
+from .client import ClientProtocol
+from .events import (
+    Completed,
+    Failed,
+    ProtocolEvent,
+    ResultChanged,
+    SentenceBegan,
+    SentenceEnded,
+    Started,
+    Word,
+)
+from .gateway import Audio, GatewayProtocol, GatewayReject, validate_start
+from .messages import (
+    RECOGNIZER,
+    SUCCESS,
+    TRANSCRIBER,
+    Directive,
+    Event,
+    new_id,
+    parse_directive,
+    parse_event,
+)
+from .state import State
+
+__all__ = [
+    "RECOGNIZER",
+    "SUCCESS",
+    "TRANSCRIBER",
+    "Audio",
+    "ClientProtocol",
+    "Completed",
+    "Directive",
+    "Event",
+    "Failed",
+    "GatewayProtocol",
+    "GatewayReject",
+    "ProtocolEvent",
+    "ResultChanged",
+    "SentenceBegan",
+    "SentenceEnded",
+    "Started",
+    "State",
+    "Word",
+    "new_id",
+    "parse_directive",
+    "parse_event",
+    "validate_start",
+]
