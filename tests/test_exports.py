@@ -1,0 +1,70 @@
+"""The public API: every package's ``__all__`` is accurate and complete (as httpx checks it)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import ModuleType
+
+import pytest
+
+import asr_resilience
+
+PACKAGES = [
+    "asr_resilience",
+    "asr_resilience.policy",
+    "asr_resilience.limits",
+    "asr_resilience.tokens",
+    "asr_resilience.observe",
+    "asr_resilience.retry",
+]
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def _defined_in_package(obj: object) -> bool:
+    """A class or function whose home is asr_resilience (not a re-exported third-party one)."""
+    if inspect.ismodule(obj) or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+        return False
+    home = getattr(obj, "__module__", "") or ""
+    return home == "asr_resilience" or home.startswith("asr_resilience.")
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_names_exist(name: str) -> None:
+    """Every name listed in ``__all__`` is an attribute of the package."""
+    module = _module(name)
+    missing = [member for member in module.__all__ if not hasattr(module, member)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_has_no_duplicates(name: str) -> None:
+    """No name is listed twice in ``__all__``."""
+    exported = list(_module(name).__all__)
+    assert len(exported) == len(set(exported))
+
+
+def test_top_level_all_is_sorted() -> None:
+    """``asr_resilience.__all__`` is sorted."""
+    assert asr_resilience.__all__ == sorted(asr_resilience.__all__)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_all_public_members_are_exported(name: str) -> None:
+    """Every public class or function of the package that it defines is listed in ``__all__``."""
+    module = _module(name)
+    public = {
+        member
+        for member in dir(module)
+        if not member.startswith("_") and _defined_in_package(getattr(module, member))
+    }
+    assert public - set(module.__all__) == set()
+
+
+def test_version_is_exported() -> None:
+    """``__version__`` is exported and is a string."""
+    assert "__version__" in asr_resilience.__all__
+    assert isinstance(asr_resilience.__version__, str)

@@ -1,0 +1,125 @@
+"""Type-check only (mypy runs on tests/; pytest does not collect this file).
+
+The public decorators keep the signatures of what they wrap, and the block form types its
+attempts. Nothing here is called at import time: every check sits in a function.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+import asr_resilience as ar
+from asr_resilience.tokens import StaticToken, TokenManager
+
+if sys.version_info >= (3, 11):
+    from typing import assert_type
+else:  # mypy checks as Python 3.10 (pyproject.toml)
+    from typing_extensions import assert_type
+
+
+class SyncRecognize(Protocol):
+    """``(x: int, *, token: str = ...) -> str``"""
+
+    def __call__(self, x: int, *, token: str = ...) -> str: ...
+
+
+class AsyncRecognize(Protocol):
+    """``async (x: int, *, token: str = ...) -> str``"""
+
+    def __call__(self, x: int, *, token: str = ...) -> Coroutine[Any, Any, str]: ...
+
+
+def _setup() -> tuple[ar.Policy, TokenManager]:
+    return ar.load_policy("default"), TokenManager(StaticToken("typing-only-token"))
+
+
+def check_sync_function() -> None:
+    policy, tokens = _setup()
+
+    @ar.resilient(policy, tokens=tokens)
+    def f(x: int, *, token: str = "") -> str:
+        return f"{x}{token}"
+
+    keeps: SyncRecognize = f
+    assert_type(f(1), str)
+    assert_type(f(1, token="t"), str)
+    assert_type(f(x=1), str)
+    result: str = keeps(1)
+    del result
+
+
+def check_policy_forms() -> None:
+    @ar.resilient()
+    def by_env() -> int:
+        return 1
+
+    @ar.resilient("default", scope="x", check_result=True)
+    def by_name(body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    assert_type(by_env(), int)
+    assert_type(by_name({}), dict[str, Any])
+
+
+def check_async_function() -> None:
+    policy, tokens = _setup()
+
+    @ar.resilient(policy, tokens=tokens)
+    async def g(x: int, *, token: str = "") -> str:
+        return f"{x}{token}"
+
+    keeps: AsyncRecognize = g
+    coro = assert_type(g(1), Coroutine[Any, Any, str])
+    coro.close()
+    del keeps
+
+    async def use() -> None:
+        assert_type(await g(1), str)
+        text: str = await g(2, token="t")
+        del text
+
+    del use
+
+
+class Recognizer:
+    """Decorated methods keep ``self`` binding and their signatures."""
+
+    def __init__(self) -> None:
+        self.prefix = "p"
+
+    @ar.resilient("default")
+    def recognize(self, audio: bytes, *, token: str = "") -> str:
+        return self.prefix + audio.decode()
+
+    @ar.resilient("default")
+    async def arecognize(self, audio: bytes, *, token: str = "") -> str:
+        return self.prefix + audio.decode()
+
+
+def check_method() -> None:
+    recognizer = Recognizer()
+    assert_type(recognizer.recognize(b"pcm"), str)
+    assert_type(recognizer.recognize(b"pcm", token="t"), str)
+    coro = assert_type(recognizer.arecognize(b"pcm"), Coroutine[Any, Any, str])
+    coro.close()
+
+
+def check_retrying() -> None:
+    policy, tokens = _setup()
+    for attempt in ar.retrying(policy, tokens=tokens):
+        assert_type(attempt, ar.Attempt)
+        with attempt as entered:
+            assert_type(entered, ar.Attempt)
+            assert_type(attempt.token, str)
+            assert_type(attempt.number, int)
+
+
+async def check_async_retrying() -> None:
+    policy, tokens = _setup()
+    async for attempt in ar.retrying(policy, tokens=tokens, scope="x", name="stream"):
+        assert_type(attempt, ar.Attempt)
+        with attempt:
+            assert_type(attempt.token, str)
+            assert_type(attempt.number, int)
