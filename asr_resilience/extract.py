@@ -2,14 +2,18 @@
 
 Most specific first: user-registered extractors, then the project's own errors, TaskFailed JSON
 (as the official SDK hands it to ``on_error``), websockets handshake rejections and abnormal
-closes, httpx status and transport errors, then ``OSError`` / ``TimeoutError``. An exception no
+closes, httpx status and transport errors, then network ``OSError``s (refused, reset,
+unreachable, DNS) and ``TimeoutError``; a local ``OSError`` such as a missing file is not a failure
+of the service. An exception no
 extractor recognises is not a failure of the service: it propagates untouched, never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -24,6 +28,16 @@ E = TypeVar("E", bound=BaseException)
 Extractor = Callable[[Any], "Failure | None"]
 
 _user: list[tuple[type[BaseException], Extractor]] = []
+# OSErrors that mean the network, not a local file: a missing audio file is not retried.
+_NETWORK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENETDOWN", "ENETUNREACH", "ENETRESET", "EHOSTDOWN", "EHOSTUNREACH",
+        "ECONNABORTED", "ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "ENOTCONN",
+        "ESHUTDOWN",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
 _lock = threading.Lock()
 
 
@@ -67,7 +81,9 @@ def extract_failure(exc: BaseException) -> Failure | None:
         return Failure(transport="refused", message=str(exc))
     if isinstance(exc, ConnectionError):
         return Failure(transport="reset", message=str(exc))
-    if isinstance(exc, OSError):
+    if isinstance(exc, socket.gaierror) or (
+        isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
+    ):
         return Failure(transport="other", message=str(exc))
     for arg in exc.args[:1]:
         found = task_failed(arg)

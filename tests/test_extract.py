@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import socket
 import threading
@@ -116,11 +117,12 @@ def test_resilience_error_is_not_a_failure(exc: ar.ResilienceError) -> None:
         (BrokenPipeError(32, "Broken pipe"), "reset"),
         (TimeoutError("timed out"), "timeout"),
         (asyncio.TimeoutError(), "timeout"),
-        (OSError(5, "Input/output error"), "other"),
+        (OSError(errno.ENETUNREACH, "Network is unreachable"), "other"),
+        (socket.gaierror(-2, "Name or service not known"), "other"),
     ],
 )
 def test_builtin_os_errors(exc: BaseException, kind: TransportKind) -> None:
-    """OSError subclasses map to refused / reset / timeout, any other OSError to 'other'."""
+    """Network OSErrors map to refused / reset / timeout, or 'other' (unreachable, DNS)."""
     failure = extract_failure(exc)
     assert failure is not None
     assert failure.transport == kind
@@ -130,7 +132,15 @@ def test_builtin_os_errors(exc: BaseException, kind: TransportKind) -> None:
 
 
 @pytest.mark.parametrize(
-    "exc", [ValueError("bad value"), KeyError("k"), RuntimeError(), Exception("plain")]
+    "exc",
+    [
+        ValueError("bad value"),
+        KeyError("k"),
+        RuntimeError(),
+        Exception("plain"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory"),
+        PermissionError(errno.EACCES, "Permission denied"),
+    ],
 )
 def test_unrelated_exception_is_not_a_failure(exc: BaseException) -> None:
     """An exception no extractor recognises (ValueError, ...) is not a failure of the service."""
@@ -464,7 +474,7 @@ def test_register_extractor_none_falls_through(registry: list[type[BaseException
     """An extractor returning None lets older extractors, then the built-ins, decide."""
     registry.append(SdkOSError)
     register_extractor(SdkOSError, lambda e: None)
-    failure = extract_failure(SdkOSError(5, "io"))
+    failure = extract_failure(SdkOSError(errno.EHOSTUNREACH, "no route to host"))
     assert failure is not None
     assert failure.transport == "other"
 

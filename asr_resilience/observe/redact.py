@@ -15,10 +15,15 @@ from typing import Any
 
 REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(r"token|secret|password|authorization|signature|access_?key", re.I)
-# `The token 'abc' has expired`, `token=abc`, `X-NLS-Token: abc`: the text after the marker.
-_TOKEN_IN_TEXT = re.compile(
-    r"""(?P<lead>token=|x-nls-token:\s*|accesskeysecret=|token\s*['"‘’])(?P<value>[^'"‘’\s&,;]+)""",
+# `token=abc`, `X-NLS-Token: abc`, `Authorization: Bearer abc`: the value after the marker.
+_SECRET_AFTER_MARKER = re.compile(
+    r"(?P<lead>token=|x-nls-token:\s*|accesskeysecret=|authorization:\s*(?:bearer\s+)?)"
+    r"(?P<value>[^'\"‘’\s&,;]+)",
     re.I,
+)
+# `The token 'abc' has expired`, `"token": "abc"`: a quoted value after the word token.
+_QUOTED_TOKEN = re.compile(
+    r"(?P<lead>token['\"]?\s*[:=]?\s*['\"‘’])(?P<value>[^'\"‘’]+)(?=['\"‘’])", re.I
 )
 _MAX_KNOWN = 256
 _known: list[str] = []
@@ -40,7 +45,8 @@ def redact_text(text: str) -> str:
     """``text`` with tokens and known secrets replaced by ``<redacted>``."""
     if not text:
         return text
-    out = _TOKEN_IN_TEXT.sub(lambda m: m.group("lead") + REDACTED, text)
+    out = _SECRET_AFTER_MARKER.sub(lambda m: m.group("lead") + REDACTED, text)
+    out = _QUOTED_TOKEN.sub(lambda m: m.group("lead") + REDACTED, out)
     for secret in tuple(_known):
         if secret in out:
             out = out.replace(secret, REDACTED)
