@@ -132,10 +132,13 @@ class GatewayProtocol:
         self._remote(key, directive.name)
         return directive
 
-    def _event(self, key: str, name: str, payload: Mapping[str, Any] | None = None) -> str:
+    def _event(
+        self, key: str, names: Mapping[str, str] | str, payload: Mapping[str, Any] | None = None
+    ) -> str:
         nxt = st.step(st.GATEWAY, self.state, key)
         if nxt is None:
-            raise LocalProtocolError(f"cannot send {name} in state {self.state.value}")
+            raise LocalProtocolError(f"cannot send {key[7:]} in state {self.state.value}")
+        name = names if isinstance(names, str) else names[self.namespace]
         self.state = nxt
         return m.Event(
             namespace=self.namespace,
@@ -149,10 +152,10 @@ class GatewayProtocol:
         payload = (
             {"session_id": session_id or m.new_id()} if self.namespace == m.TRANSCRIBER else {}
         )
-        return self._event(st.G_SEND_STARTED, m.STARTED[self.namespace], payload)
+        return self._event(st.G_SEND_STARTED, m.STARTED, payload)
 
     def result_changed(self, payload: Mapping[str, Any]) -> str:
-        return self._event(st.G_SEND_PROGRESS, m.RESULT_CHANGED[self.namespace], payload)
+        return self._event(st.G_SEND_PROGRESS, m.RESULT_CHANGED, payload)
 
     def sentence_begin(self, index: int, time: int) -> str:
         return self._event(st.G_SEND_PROGRESS, m.SENTENCE_BEGIN, {"index": index, "time": time})
@@ -161,7 +164,7 @@ class GatewayProtocol:
         return self._event(st.G_SEND_PROGRESS, m.SENTENCE_END, payload)
 
     def completed(self, payload: Mapping[str, Any] | None = None) -> str:
-        return self._event(st.G_SEND_COMPLETED, m.COMPLETED[self.namespace], payload)
+        return self._event(st.G_SEND_COMPLETED, m.COMPLETED, payload)
 
     def failed(self, code: int, status_text: str, *, default_namespace: bool = True) -> str:
         """TaskFailed (with namespace ``Default`` as users' logs show it); allowed in any state."""
