@@ -1,6 +1,7 @@
 """Observability: structlog events with redaction, and hooks for metrics backends."""
 
 from .events import PREFIX, Event, Hook, add_hook, emit
+from .metrics import OpenTelemetryMetrics, PrometheusMetrics
 from .redact import REDACTED, redact_processor, redact_text, register_secret
 
 __all__ = [
@@ -8,6 +9,8 @@ __all__ = [
     "REDACTED",
     "Event",
     "Hook",
+    "OpenTelemetryMetrics",
+    "PrometheusMetrics",
     "add_hook",
     "emit",
     "redact_processor",

@@ -325,6 +325,7 @@ class CallState:
             attempt=len(self.history),
             task_id=failure.task_id if failure else None,
             message=failure.message if failure and failure.message else None,
+            failed_attempt=record or None,
         )
         return Step("raise", error=error, cause=exc)
 
