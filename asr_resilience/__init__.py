@@ -6,6 +6,14 @@ actions (retry, refresh-token, fail-fast, fix-client), and the machinery that ca
 
 from .attempts import AttemptRecord
 from .catalog import Catalog, CatalogEntry, catalog, code_class
+from .clients import (
+    AudioSourceError,
+    Recognition,
+    Recognizer,
+    RestRecognizer,
+    SentenceEvent,
+    Transcriber,
+)
 from .errors import (
     AsrResilienceError,
     CircuitOpenError,
@@ -36,6 +44,7 @@ __all__ = [
     "AsrResilienceError",
     "Attempt",
     "AttemptRecord",
+    "AudioSourceError",
     "Backoff",
     "Catalog",
     "CatalogEntry",
@@ -52,15 +61,20 @@ __all__ = [
     "PolicyError",
     "PolicyIssue",
     "ProtocolError",
+    "Recognition",
+    "Recognizer",
     "RemoteProtocolError",
     "ResilienceError",
+    "RestRecognizer",
     "RetryBudgetExhaustedError",
     "RetryExhaustedError",
     "Rule",
+    "SentenceEvent",
     "StaticToken",
     "Token",
     "TokenManager",
     "TokenRefreshError",
+    "Transcriber",
     "TransportError",
     "__version__",
     "catalog",

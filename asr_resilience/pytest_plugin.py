@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
 
+from .simulator.fixtures import nls_gateway
 from .testing import no_wait
+
+with contextlib.suppress(ImportError):  # needs pytest-asyncio
+    from .simulator.fixtures import nls_simulator
+
+__all__ = ["nls_gateway", "nls_simulator", "resilience_no_wait"]
 
 
 @pytest.fixture

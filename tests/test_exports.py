@@ -17,6 +17,8 @@ PACKAGES = [
     "asr_resilience.tokens",
     "asr_resilience.observe",
     "asr_resilience.retry",
+    "asr_resilience.clients",
+    "asr_resilience.protocol",
 ]
 
 

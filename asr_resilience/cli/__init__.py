@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import AsrResilienceError, PolicyError
-from . import explain, policy_cmd
+from . import explain, policy_cmd, recognize, simulate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     explain.register(commands)
     policy_cmd.register(commands)
+    recognize.register(commands)
+    simulate.register(commands)
     return parser
 
 

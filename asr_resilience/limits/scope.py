@@ -2,7 +2,9 @@
 
 The registry is process-wide: the first ``get_scope`` for a name builds the scope from that
 policy's settings, and later calls with the same name get the same object, so two policies aimed
-at one account share one quota, one retry budget and one breaker.
+at one account share one quota, one retry budget and one breaker. With ``fleet.enabled`` the
+limiter is a :class:`~asr_resilience.fleet.FleetLimiter` shared through Redis by every process
+that names the scope, instead of one per process.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..policy.policy import Policy
 from .breaker import BreakerState, CircuitBreaker
 from .budget import RetryBudget
 from .limiter import AdaptiveLimiter
+
+if TYPE_CHECKING:  # the fleet needs redis-py, an optional dependency: imported only when used
+    from ..fleet.limiter import FleetLimiter
 
 __all__ = ["Scope", "get_scope", "reset_scopes"]
 
@@ -27,7 +33,7 @@ class Scope:
     name: str
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
-    limiter: AdaptiveLimiter | None
+    limiter: AdaptiveLimiter | FleetLimiter | None
 
     def on_success(self, now: float) -> None:
         """Book a successful first attempt: a deposit in the budget, a success in the breaker."""
@@ -76,15 +82,40 @@ def _build(
         if policy.circuit_breaker.enabled
         else None
     )
-    limiter = (
-        AdaptiveLimiter(policy.concurrency, clock, on_limit_change)
-        if policy.concurrency.adaptive
-        else None
-    )
+    limiter: AdaptiveLimiter | FleetLimiter | None
+    if policy.fleet.enabled:
+        limiter = _fleet_limiter(name, policy, on_limit_change)
+    elif policy.concurrency.adaptive:
+        limiter = AdaptiveLimiter(policy.concurrency, clock, on_limit_change)
+    else:
+        limiter = None
     return Scope(name=name, budget=budget, breaker=breaker, limiter=limiter)
 
 
+def _fleet_limiter(
+    name: str, policy: Policy, on_limit_change: Callable[[float, float], None] | None
+) -> FleetLimiter:
+    try:
+        from ..fleet.limiter import FleetLimiter
+    except ImportError as exc:
+        raise ImportError(
+            f"policy {policy.name!r} enables fleet: which needs redis-py: "
+            "pip install 'asr-resilience[redis]'"
+        ) from exc
+    return FleetLimiter.from_settings(
+        policy.fleet, name, concurrency=policy.concurrency, on_change=on_limit_change
+    )
+
+
 def reset_scopes() -> None:
-    """Forget every scope (for tests): the next ``get_scope`` builds afresh."""
+    """Forget every scope (for tests): the next ``get_scope`` builds afresh.
+
+    Fleet limiters are closed: their leases go back to the fleet.
+    """
     with _scopes_lock:
+        scopes = list(_scopes.values())
         _scopes.clear()
+    for scope in scopes:
+        limiter = scope.limiter
+        if limiter is not None and not isinstance(limiter, AdaptiveLimiter):
+            limiter.close()

@@ -97,6 +97,29 @@ class ConcurrencySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetSettings:
+    """Share the account's token and concurrency quota between processes through Redis.
+
+    ``quota`` fixes the fleet's limit of calls in flight; ``None`` learns it (AIMD between
+    ``min`` and ``max``, from ``initial``). ``lease_ttl`` is how long a dead worker's slots stay
+    taken. Without Redis each process keeps ``ceil(quota * fallback_share)`` slots (the
+    ``concurrency`` settings when there is no quota) and its own token.
+    """
+
+    enabled: bool = False
+    redis_url: str | None = None
+    """Wins over ``redis_url_env``; a URL with a password belongs in the environment instead."""
+    redis_url_env: str = "ASR_RESILIENCE_REDIS_URL"
+    key_prefix: str = "asr_resilience:"
+    quota: int | None = None
+    lease_ttl: float = 30.0
+    fallback_share: float = 0.25
+    initial: int = 4
+    min: int = 1
+    max: int = 200
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A matcher and what to do when it matches; overrides of the defaults are optional."""
 

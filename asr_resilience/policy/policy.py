@@ -16,6 +16,7 @@ from .model import (
     CircuitBreakerSettings,
     ConcurrencySettings,
     Defaults,
+    FleetSettings,
     Language,
     RetryBudgetSettings,
     Rule,
@@ -50,7 +51,7 @@ _CACHE_LIMIT = 4096
 
 @dataclass(frozen=True)
 class Policy:
-    """Rules (first match wins), defaults, and the settings of tokens, budget, breaker, limiter."""
+    """Rules (first match wins), defaults, and the settings of tokens, limits and the fleet."""
 
     name: str = "custom"
     rules: tuple[Rule, ...] = ()
@@ -61,6 +62,7 @@ class Policy:
     retry_budget: RetryBudgetSettings = field(default_factory=RetryBudgetSettings)
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     source: str = ""
     """The file the policy was loaded from ("" when built in code)."""
     _by_code: dict[int, Decision] = field(

@@ -23,6 +23,7 @@ from .model import (
     CircuitBreakerSettings,
     ConcurrencySettings,
     Defaults,
+    FleetSettings,
     Language,
     RetryBudgetSettings,
     Rule,
@@ -45,11 +46,26 @@ TOP_KEYS = (
     "retry_budget",
     "circuit_breaker",
     "concurrency",
+    "fleet",
     "rules",
 )
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter")
 RULE_KEYS = ("name", "description", "match", "action", "max_attempts", "backoff")
 MATCH_KEYS = ("codes", "message", "http_status", "transport")
+FLEET_KEYS = (
+    "enabled",
+    "redis_url",
+    "redis_url_env",
+    "key_prefix",
+    "quota",
+    "lease_ttl",
+    "fallback_share",
+    "initial",
+    "min",
+    "max",
+)
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_ATTEMPTS = 1000
 
 
@@ -297,6 +313,63 @@ class Validator:
             )
         return settings
 
+    def fleet(self, loc: Located) -> FleetSettings:
+        field = "fleet"
+        items = self.mapping(loc, field, FLEET_KEYS)
+        base = FleetSettings()
+        positive: Callable[[Located, str], int] = lambda v, f: self.integer(v, f, 1)  # noqa: E731
+        settings = FleetSettings(
+            enabled=self.optional(items, "enabled", field, self.boolean, base.enabled),
+            redis_url=self.optional(items, "redis_url", field, self._redis_url, base.redis_url),
+            redis_url_env=self.optional(
+                items, "redis_url_env", field, self._env_name, base.redis_url_env
+            ),
+            key_prefix=self.optional(items, "key_prefix", field, self.text, base.key_prefix),
+            # null spelled out means the same as leaving it out: learn the quota.
+            quota=self.optional(
+                items,
+                "quota",
+                field,
+                lambda v, f: None if v.value is None else self.integer(v, f, 1),
+                base.quota,
+            ),
+            lease_ttl=self.optional(items, "lease_ttl", field, self.duration, base.lease_ttl),
+            fallback_share=self.optional(
+                items,
+                "fallback_share",
+                field,
+                lambda v, f: self.number(v, f, 0.0, 1.0, exclusive_min=True),
+                base.fallback_share,
+            ),
+            initial=self.optional(items, "initial", field, positive, base.initial),
+            min=self.optional(items, "min", field, positive, base.min),
+            max=self.optional(items, "max", field, positive, base.max),
+        )
+        if settings.max < settings.min:
+            where = items.get("max") or items.get("min") or loc
+            self.fail(where, "fleet.max", f"{settings.max} is below min {settings.min}")
+        elif not settings.min <= settings.initial <= settings.max:
+            where = items.get("initial") or loc
+            self.fail(
+                where,
+                "fleet.initial",
+                f"{settings.initial} is outside min..max ({settings.min}..{settings.max})",
+            )
+        return settings
+
+    def _redis_url(self, loc: Located, field: str) -> str:
+        url = self.text(loc, field)
+        if not url.startswith(REDIS_SCHEMES):
+            # Never echo the value: a Redis URL may carry a password.
+            raise self.fail(loc, field, f"expected a URL starting with {', '.join(REDIS_SCHEMES)}")
+        return url
+
+    def _env_name(self, loc: Located, field: str) -> str:
+        name = self.text(loc, field)
+        if not _ENV_NAME.fullmatch(name):
+            raise self.fail(loc, field, f"{name!r} is not an environment variable name")
+        return name
+
     def match(self, loc: Located, field: str) -> m.Matcher:
         items = self.mapping(loc, field, MATCH_KEYS)
         if not any(key in items for key in MATCH_KEYS):
@@ -431,6 +504,7 @@ def build_policy(doc: Located, name: str, source: str) -> tuple[Policy | None, l
     budget = _section(v, items, "retry_budget", v.retry_budget, RetryBudgetSettings())
     breaker = _section(v, items, "circuit_breaker", v.circuit_breaker, CircuitBreakerSettings())
     concurrency = _section(v, items, "concurrency", v.concurrency, ConcurrencySettings())
+    fleet = _section(v, items, "fleet", v.fleet, FleetSettings())
     no_rules: tuple[Rule, ...] = ()
     rules = _section(v, items, "rules", lambda loc: v.rules(loc, defaults), no_rules)
     if v.issues:
@@ -447,6 +521,7 @@ def build_policy(doc: Located, name: str, source: str) -> tuple[Policy | None, l
         retry_budget=budget,
         circuit_breaker=breaker,
         concurrency=concurrency,
+        fleet=fleet,
         source=source,
     )
     return policy, []

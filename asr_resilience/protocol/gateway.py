@@ -92,7 +92,7 @@ class GatewayProtocol:
 
     def _reject_state(self, what: str) -> GatewayReject:
         return GatewayReject(
-            40000002, f"Gateway:MESSAGE_INVALID:Can't process {what} in state '{self.state.name}'!"
+            40000002, f"Gateway:MESSAGE_INVALID:Can't process message in state '{self.state.name}'!"
         )
 
     def _remote(self, key: str, what: str) -> None:

@@ -1,0 +1,264 @@
+"""The Lua scripts behind the fleet: each one reads and writes its keys in one atomic step.
+
+Redis runs a script without interleaving any other command, so a check and the write that depends
+on it ("is a slot free? take it") cannot race between workers. Times that must agree across
+machines come from the server (``TIME``), never from a worker's own clock. Scripts are sent by
+hash (``EVALSHA``); redis-py loads them again after a server restart has emptied its cache.
+
+Numbers travel as strings: Redis turns a Lua number in a reply into an integer, which would cut
+the fractional part of an adaptive limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.commands.core import Script
+
+__all__ = [
+    "ACQUIRE",
+    "CLAIM_TOKEN",
+    "INVALIDATE_TOKEN",
+    "RELEASE",
+    "RENEW",
+    "STORE_TOKEN",
+    "UNLOCK",
+    "Scripts",
+]
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+ACQUIRE = (
+    _NOW
+    + """
+-- KEYS: 1 leases (zset id -> expiry ms), 2 queue (zset worker -> ticket),
+--       3 seen (zset worker -> last poll ms), 4 ticket counter, 5 state (hash: adaptive limit)
+-- ARGV: 1 worker, 2 slots wanted, 3 first lease number, 4 lease ms, 5 waiter ms,
+--       6 fixed limit (0: adaptive), 7 initial, 8 min, 9 max, 10 queue if short ('1' / '0')
+local worker = ARGV[1]
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+-- A worker that stopped polling (killed while waiting) must not keep its place at the head.
+local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]))
+for _, id in ipairs(stale) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local slots
+local epoch = 0
+local fixed = tonumber(ARGV[6])
+if fixed > 0 then
+  slots = fixed
+else
+  local state = redis.call('HMGET', KEYS[5], 'limit', 'epoch')
+  local limit = tonumber(state[1])
+  if limit then
+    epoch = tonumber(state[2]) or 0
+  else
+    limit = tonumber(ARGV[7])
+    redis.call('HSET', KEYS[5], 'limit', ARGV[7], 'ssthresh', ARGV[9], 'epoch', 0)
+  end
+  -- The learnt limit outlives the workers, but not forever: a day without traffic forgets it.
+  redis.call('PEXPIRE', KEYS[5], 86400000)
+  slots = math.max(tonumber(ARGV[8]), math.floor(limit))
+end
+local held = redis.call('ZCARD', KEYS[1])
+local want = tonumber(ARGV[2])
+local rank = redis.call('ZRANK', KEYS[2], worker)
+-- Fairness: the workers queued ahead of this one are served first; a newcomer queues last.
+local ahead = rank
+if not ahead then
+  ahead = redis.call('ZCARD', KEYS[2])
+end
+local grant = 0
+local free = slots - held
+if free > ahead then
+  grant = math.min(want, free - ahead)
+end
+local first = tonumber(ARGV[3])
+local expiry = now + tonumber(ARGV[4])
+for i = 0, grant - 1 do
+  redis.call('ZADD', KEYS[1], expiry, worker .. ':' .. tostring(first + i))
+end
+if grant > 0 then
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[4]))
+end
+if ARGV[10] ~= '1' then
+  -- A try without waiting leaves the queue alone (the worker's other callers may be in it).
+elseif grant < want then
+  if grant > 0 or not rank then
+    -- Served (or new): go to the back, so every other waiting worker gets a turn first.
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), worker)
+  end
+  redis.call('ZADD', KEYS[3], now, worker)
+  for i = 2, 4 do
+    redis.call('PEXPIRE', KEYS[i], 2 * tonumber(ARGV[5]) + 60000)
+  end
+else
+  redis.call('ZREM', KEYS[2], worker)
+  redis.call('ZREM', KEYS[3], worker)
+end
+return {grant, epoch, slots, held + grant}
+"""
+)
+
+RELEASE = (
+    _NOW
+    + """
+-- KEYS: 1 leases, 2 state. ARGV: 1 lease, 2 outcome, 3 epoch of the grant, 4 fixed, 5 min, 6 max
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZCARD', KEYS[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(ARGV[4]) > 0 then
+  return {'0', '0'}
+end
+local state = redis.call('HMGET', KEYS[2], 'limit', 'ssthresh', 'epoch')
+local limit = tonumber(state[1])
+if not limit then
+  return {'0', '0'}  -- the state is gone (server restarted): the next acquire starts it afresh
+end
+local ssthresh = tonumber(state[2]) or limit
+local epoch = tonumber(state[3]) or 0
+local lowest = tonumber(ARGV[5])
+local highest = tonumber(ARGV[6])
+local old = limit
+-- Calls in flight before this one ended (an expired lease was in flight all the same).
+local in_flight = held + 1 - removed
+if ARGV[2] == 'success' then
+  local slots = math.max(lowest, math.floor(limit))
+  -- As AdaptiveLimiter: only a limiter at least half used learns anything from a success.
+  if in_flight * 2 >= slots and limit < highest then
+    if limit < ssthresh then
+      limit = limit + 1
+    else
+      limit = limit + 1 / limit
+    end
+    limit = math.min(highest, limit)
+    redis.call('HSET', KEYS[2], 'limit', tostring(limit))
+  end
+elseif ARGV[2] == 'throttled' and tonumber(ARGV[3]) == epoch then
+  -- One cut per round: only a permit granted since the latest cut may cut again.
+  ssthresh = math.max(lowest, limit * 0.5)
+  limit = ssthresh
+  redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'ssthresh', tostring(ssthresh),
+             'epoch', epoch + 1)
+end
+return {tostring(old), tostring(limit)}
+"""
+)
+
+RENEW = (
+    _NOW
+    + """
+-- KEYS: 1 leases. ARGV: 1 lease ms, 2.. lease ids.
+-- Upsert, not update: a lease lost while Redis was away (or restarted empty) is a call still in
+-- flight at the vendor, and the fleet must count it again.
+local expiry = now + tonumber(ARGV[1])
+local lost = 0
+for i = 2, #ARGV do
+  lost = lost + redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[1]))
+return lost
+"""
+)
+
+CLAIM_TOKEN = """
+-- KEYS: 1 token (hash: value, expires_at, issued_at), 2 refresh lock.
+-- ARGV: 1 lock owner, 2 lock ms, 3 now (unix s), 4 refresh ahead (s), 5.. values that failed.
+-- Reply: {1 if this caller now holds the lock, value, expires_at, issued_at} ('' when none).
+-- Compare-and-invalidate first: drop the shared token only if it is one that failed.
+for i = 5, #ARGV do
+  if redis.call('HGET', KEYS[1], 'value') == ARGV[i] then
+    redis.call('DEL', KEYS[1])
+  end
+end
+local entry = redis.call('HMGET', KEYS[1], 'value', 'expires_at', 'issued_at')
+local value = entry[1]
+local now = tonumber(ARGV[3])
+if value then
+  local expires_at = tonumber(entry[2])
+  if not expires_at then
+    return {0, value, '', entry[3] or ''}
+  end
+  local issued_at = tonumber(entry[3]) or expires_at
+  -- As TokenManager: renew refresh_ahead before expiry, but not before half the lifetime.
+  local refresh_at = math.max(expires_at - tonumber(ARGV[4]),
+                              issued_at + (expires_at - issued_at) / 2)
+  if now < refresh_at then
+    return {0, value, entry[2], entry[3] or ''}
+  end
+  if now >= expires_at then
+    value = false
+  end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, '', '', ''}
+end
+if value then
+  -- Due for renewal, but still valid, and another worker is renewing it: use it meanwhile.
+  return {0, value, entry[2], entry[3] or ''}
+end
+return {0, '', '', ''}
+"""
+
+STORE_TOKEN = """
+-- KEYS: 1 token, 2 refresh lock. ARGV: 1 value, 2 expires_at ('' never), 3 issued_at,
+--       4 ms to live ('' never), 5 lock owner
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'value', ARGV[1], 'issued_at', ARGV[3])
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'expires_at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+if redis.call('GET', KEYS[2]) == ARGV[5] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+UNLOCK = """
+-- KEYS: 1 lock. ARGV: 1 owner. Compare-and-delete: never free a lock that expired and was
+-- taken by another worker meanwhile.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+INVALIDATE_TOKEN = """
+-- KEYS: 1 token. ARGV: 1 the value that failed. Only that token is dropped.
+if redis.call('HGET', KEYS[1], 'value') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """The scripts registered with one client (each call sends its SHA, not its text)."""
+
+    acquire: Script
+    release: Script
+    renew: Script
+    claim_token: Script
+    store_token: Script
+    unlock: Script
+    invalidate_token: Script
+
+    @classmethod
+    def register(cls, client: Any) -> Scripts:
+        """Register every script with ``client``; nothing is sent until first use."""
+        return cls(
+            acquire=client.register_script(ACQUIRE),
+            release=client.register_script(RELEASE),
+            renew=client.register_script(RENEW),
+            claim_token=client.register_script(CLAIM_TOKEN),
+            store_token=client.register_script(STORE_TOKEN),
+            unlock=client.register_script(UNLOCK),
+            invalidate_token=client.register_script(INVALIDATE_TOKEN),
+        )

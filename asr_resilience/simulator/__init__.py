@@ -1,0 +1,62 @@
+"""A protocol-faithful, fault-injecting NLS gateway simulator (needs the ``simulator`` extra).
+
+WebSocket gateway (``/ws/v1``: one-sentence recognition and real-time transcription), RESTful
+one-sentence recognition (``/stream/v1/asr``) and the meta service's CreateToken, on loopback
+ports; faults from a :class:`Scenario`::
+
+    faults = Scenario([Fault("code", "start", code=40000005, every=2)])
+    async with Simulator(scenario=faults) as sim:
+        ...  # connect to sim.gateway_url with sim.token() and sim.appkey
+
+The names below load on first use (PEP 562), so importing a submodule such as
+``asr_resilience.simulator.fixtures`` does not pull in numpy and aiohttp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .accounts import Account, AccountStore, TokenProblem
+    from .config import SimulatorConfig
+    from .scenario import Fault, Scenario
+    from .server import Simulator, SimulatorThread
+    from .stats import SimulatorStats
+
+_HOMES = {
+    "Account": "accounts",
+    "AccountStore": "accounts",
+    "Fault": "scenario",
+    "Scenario": "scenario",
+    "Simulator": "server",
+    "SimulatorConfig": "config",
+    "SimulatorStats": "stats",
+    "SimulatorThread": "server",
+    "TokenProblem": "accounts",
+}
+
+__all__ = [
+    "Account",
+    "AccountStore",
+    "Fault",
+    "Scenario",
+    "Simulator",
+    "SimulatorConfig",
+    "SimulatorStats",
+    "SimulatorThread",
+    "TokenProblem",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,77 @@
+"""Counters of what the simulated gateway saw and answered, for tests and benchmarks.
+
+Written only from the simulator's event loop; read from any thread (``snapshot`` copies under a
+lock, so a reader never sees a half-updated dict).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SimulatorStats:
+    """What happened so far; every field only grows, except ``concurrent``."""
+
+    connections: int = 0
+    """WebSocket handshakes received (each one is a numbered session)."""
+    rest_requests: int = 0
+    """REST requests received (each one is a numbered session)."""
+    handshakes_rejected: int = 0
+    """Handshakes answered with an HTTP error (403 unknown token, 404 path, injected status)."""
+    sessions_started: int = 0
+    """Tasks that got their Started event (REST: requests whose checks passed)."""
+    sessions_completed: int = 0
+    """Tasks that ended with their Completed event (REST: a 20000000 answer)."""
+    failed: dict[int, int] = field(default_factory=dict)
+    """TaskFailed (REST: error bodies) by status code, injected ones included."""
+    throttled: int = 0
+    """Start directives refused for quota (40000005 from the real condition)."""
+    client_disconnects: int = 0
+    """Clients that left before their task finished (what the gateway logs as 40010004)."""
+    faults: dict[str, int] = field(default_factory=dict)
+    """Injected faults fired, by action."""
+    audio_bytes: int = 0
+    concurrent: dict[str, int] = field(default_factory=dict)
+    """Slots held now, by account."""
+    max_concurrent: dict[str, int] = field(default_factory=dict)
+    """Most slots held at once, by account."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_failure(self, code: int) -> None:
+        with self._lock:
+            self.failed[code] = self.failed.get(code, 0) + 1
+
+    def count_fault(self, action: str) -> None:
+        with self._lock:
+            self.faults[action] = self.faults.get(action, 0) + 1
+
+    def slot_taken(self, account: str) -> None:
+        with self._lock:
+            now = self.concurrent.get(account, 0) + 1
+            self.concurrent[account] = now
+            self.max_concurrent[account] = max(now, self.max_concurrent.get(account, 0))
+
+    def slot_released(self, account: str) -> None:
+        with self._lock:
+            self.concurrent[account] = max(0, self.concurrent.get(account, 0) - 1)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of every counter, as plain data."""
+        with self._lock:
+            return {
+                "connections": self.connections,
+                "rest_requests": self.rest_requests,
+                "handshakes_rejected": self.handshakes_rejected,
+                "sessions_started": self.sessions_started,
+                "sessions_completed": self.sessions_completed,
+                "failed": dict(self.failed),
+                "throttled": self.throttled,
+                "client_disconnects": self.client_disconnects,
+                "faults": dict(self.faults),
+                "audio_bytes": self.audio_bytes,
+                "concurrent": dict(self.concurrent),
+                "max_concurrent": dict(self.max_concurrent),
+            }
