@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import classify, overhead
+import structlog
+
+from . import classify, outage, overhead, quota, simulator, token_storm
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -24,19 +29,72 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _quiet() -> None:
+    """Benchmarks measure, they do not log: drop events below ERROR."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+
+def _timed(name: str, fn: Callable[[], Any]) -> Any:
+    print(f"… {name}", end="", flush=True)
+    start = time.perf_counter()
+    result = fn()
+    print(f"\r✓ {name} ({time.perf_counter() - start:.1f} s)", flush=True)
+    return result
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human-readable summary of a results mapping."""
+    lines = []
+    o = results.get("overhead")
+    if o:
+        lines.append("overhead (µs per successful call; added by asr_resilience in brackets)")
+        for mode, row in o.items():
+            cells = "  ".join(f"{k} {v:.2f}" for k, v in row.items())
+            lines.append(f"  {mode:5}  {cells}  [+{row['asr_resilience'] - row['bare']:.2f}]")
+    q = results.get("quota")
+    if q:
+        lines.append(
+            f"quota (200 calls, concurrency 50, quota 10; limit {q['physical_limit_s']} s)"
+        )
+        for who in ("asr_resilience", "tenacity"):
+            r = q[who]
+            lines.append(
+                f"  {who:15} completion {r['completion_ratio']:.2f}x  "
+                f"throttled/call {r['throttled_per_call']:.3f}"
+            )
+    out = results.get("outage")
+    if out:
+        lines.append("outage (2000 calls, 50 callers, 100% 50000000): gateway attempts per call")
+        for who in ("asr_resilience", "tenacity"):
+            lines.append(f"  {who:15} {out[who]['attempts_per_call']:.3f}")
+    storm = results.get("token_storm")
+    if storm:
+        lines.append(
+            f"token_storm (1000 calls, token revoked): provider calls {storm['provider_calls']}"
+        )
+    sim = results.get("simulator")
+    if sim:
+        lines.append(f"simulator: {sim['sessions_per_second']:.0f} one-sentence sessions/s")
+    c = results.get("classify")
+    if c:
+        lines.append(f"classify: {c['decisions_per_second']:,} code-only decisions/s")
+    return "\n".join(lines)
+
+
 def main() -> int:
+    _quiet()
     results: dict[str, Any] = {}
-    print("overhead: µs per successful call (best of 7)", flush=True)
-    results["overhead"] = overhead.run()
-    for mode, row in results["overhead"].items():
-        cells = "  ".join(f"{name} {value:7.2f}" for name, value in row.items())
-        added = row["asr_resilience"] - row["bare"]
-        print(f"  {mode:5}  {cells}   added by asr_resilience: {added:.2f}")
-    results["classify"] = classify.run()
-    print(f"classify: {results['classify']['decisions_per_second']:,} code-only decisions/s")
+    results["overhead"] = _timed("overhead", overhead.run)
+    results["classify"] = _timed("classify", classify.run)
+    results["quota"] = _timed("quota", quota.run)
+    results["outage"] = _timed("outage", outage.run)
+    results["token_storm"] = _timed("token_storm", token_storm.run)
+    results["simulator"] = _timed("simulator", simulator.run)
     results["machine"] = machine()
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    print()
+    print(table(results))
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {RESULTS}")
     return 0
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from asr_resilience.limits import AdaptiveLimiter, Permit
+from asr_resilience.limits.limiter import DECREASE
 from asr_resilience.policy import ConcurrencySettings
 
 
@@ -81,13 +82,13 @@ def test_additive_increase_after_a_cut() -> None:
     limiter = _limiter(initial=16)
     permits = _fill(limiter)
     permits.pop().release("throttled")
-    assert limiter.limit == 8.0
-    for permit in permits[8:]:
+    assert limiter.limit == 16 * DECREASE == 12.0
+    for permit in permits[12:]:
         permit.release("dropped")
-    permits = _saturated_round(limiter, permits[:8])
-    assert 8.9 < limiter.limit < 9.0
-    assert limiter.slots == 8
-    assert len(permits) == 8
+    permits = _saturated_round(limiter, permits[:12])
+    assert 12.9 < limiter.limit < 13.0
+    assert limiter.slots == 12
+    assert len(permits) == 12
 
 
 def test_lightly_used_limiter_does_not_grow() -> None:
@@ -99,16 +100,16 @@ def test_lightly_used_limiter_does_not_grow() -> None:
 
 
 def test_one_cut_per_round_under_a_burst_of_throttles() -> None:
-    """Twenty throttles from one round halve the limit once; a later permit may cut again."""
+    """Twenty throttles from one round cut the limit once; a later permit may cut again."""
     limiter = _limiter(initial=20)
     permits = _fill(limiter)
     assert len(permits) == 20
     for permit in permits:
         permit.release("throttled")
-    assert limiter.limit == 10.0
+    assert limiter.limit == 20 * DECREASE
     assert limiter.stats()["cuts"] == 1
     _take(limiter).release("throttled")
-    assert limiter.limit == 5.0
+    assert limiter.limit == 20 * DECREASE * DECREASE
     assert limiter.stats()["cuts"] == 2
 
 
@@ -151,7 +152,7 @@ def test_release_is_idempotent() -> None:
     first.release("success")
     assert first.released
     assert limiter.in_flight == 1
-    assert limiter.limit == 4.0
+    assert limiter.limit == 8 * DECREASE
 
 
 def test_on_change_reports_slot_changes() -> None:
@@ -161,7 +162,7 @@ def test_on_change_reports_slot_changes() -> None:
     permits = _fill(limiter)
     permits = _saturated_round(limiter, permits)
     permits[0].release("throttled")
-    assert changes == [(2.0, 3.0), (3.0, 4.0), (4.0, 2.0)]
+    assert changes == [(2.0, 3.0), (3.0, 4.0), (4.0, 4 * DECREASE)]
 
 
 def test_stats() -> None:
