@@ -26,6 +26,9 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+demo: $(STAMP)
+	$(BIN)/asr-resilience demo --plot demo.png --json demo.json
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 

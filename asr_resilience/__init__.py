@@ -36,11 +36,12 @@ from .extract import register_extractor, unregister_extractor
 from .failure import Failure
 from .policy import Backoff, Decision, Policy, Rule, load_policy
 from .retry import Attempt, Clock, resilient, retrying
-from .tokens import StaticToken, Token, TokenManager
+from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager, TokenProviderError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AliyunTokenProvider",
     "AsrResilienceError",
     "Attempt",
     "AttemptRecord",
@@ -73,6 +74,7 @@ __all__ = [
     "StaticToken",
     "Token",
     "TokenManager",
+    "TokenProviderError",
     "TokenRefreshError",
     "Transcriber",
     "TransportError",

@@ -7,6 +7,7 @@
     ├── NlsError                       the vendor answered with a status code (a signal, retried
     │                                  or mapped by the resilient wrapper)
     ├── TransportError                 the connection failed below the NLS protocol
+    ├── TokenProviderError             CreateToken refused or unreachable (tokens.aliyun)
     ├── ProtocolError                  a peer broke the NLS protocol
     │   ├── LocalProtocolError         we misused it
     │   └── RemoteProtocolError        the peer did

@@ -197,7 +197,7 @@ def test_handshake_503_is_retried_with_the_same_token(gateway: SimulatorThread) 
 
 
 def test_without_the_sdk_log_a_close_refreshes_once(gateway: SimulatorThread) -> None:
-    """With the SDK's log silenced, a close before start refreshes once, then counts as transport."""
+    """With the SDK's log silenced, a close before start refreshes once, then is transport."""
     provider = Provider(lambda call: unknown_token())
     sdk = SdkRecognizer(gateway.gateway_url, gateway.appkey, ar.TokenManager(provider))
     logging.disable(logging.DEBUG)
@@ -240,7 +240,9 @@ class SlotHolder:
         token = gateway.token("one")
         self._stack = contextlib.ExitStack()
         self.ws: ClientConnection = self._stack.enter_context(
-            connect(gateway.gateway_url, additional_headers={"X-NLS-Token": token}, open_timeout=WAIT)
+            connect(
+                gateway.gateway_url, additional_headers={"X-NLS-Token": token}, open_timeout=WAIT
+            )
         )
         protocol = ClientProtocol(RECOGNIZER, "one-key", {"format": "pcm", "sample_rate": 16000})
         self.ws.send(protocol.start())
@@ -300,13 +302,13 @@ def test_throttled_start_exhausts_the_throttle_rule(gateway: SimulatorThread) ->
 def test_sdk_parameter_error_is_not_retried(gateway: SimulatorThread) -> None:
     """A format the SDK refuses raises SdkParameterError (a ValueError) before connecting."""
     before = gateway.stats.snapshot()["connections"]
-    for adapter in (SdkRecognizer, SdkTranscriber):
-        sdk = adapter(gateway.gateway_url, gateway.appkey, gateway.token())
-        with pytest.raises(SdkParameterError) as caught:
-            if isinstance(sdk, SdkRecognizer):
-                sdk.recognize(SPEECH, aformat="flac")
-            else:
-                sdk.transcribe(SPEECH, aformat="flac")
+    recognizer = SdkRecognizer(gateway.gateway_url, gateway.appkey, gateway.token())
+    transcriber = SdkTranscriber(gateway.gateway_url, gateway.appkey, gateway.token())
+    with pytest.raises(SdkParameterError) as refused:
+        recognizer.recognize(SPEECH, aformat="flac")
+    with pytest.raises(SdkParameterError) as also_refused:
+        transcriber.transcribe(SPEECH, aformat="flac")
+    for caught in (refused, also_refused):
         assert isinstance(caught.value, ValueError)
         assert isinstance(caught.value, ar.FixClientError)
     assert gateway.stats.snapshot()["connections"] == before
@@ -416,7 +418,7 @@ def test_process_tap_is_shared_and_sees_sdk_debug() -> None:
 
 
 def test_failed_attempts_leave_no_socket_or_thread(gateway: SimulatorThread) -> None:
-    """After TaskFailed (the gateway closes first) the SDK's socket is closed and its thread done."""
+    """After TaskFailed (the gateway closes first) the SDK's socket is closed, its thread done."""
     before = {t for t in threading.enumerate() if "__run" in t.name}
     sdk = SdkRecognizer(gateway.gateway_url, "expired-key", gateway.token("expired"))
     with no_wait(), pytest.raises(ar.FailFastError):
@@ -426,4 +428,3 @@ def test_failed_attempts_leave_no_socket_or_thread(gateway: SimulatorThread) -> 
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
-

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import AsrResilienceError, PolicyError
-from . import explain, policy_cmd, recognize, simulate
+from . import demo, explain, policy_cmd, recognize, simulate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cmd.register(commands)
     recognize.register(commands)
     simulate.register(commands)
+    demo.register(commands)
     return parser
 
 

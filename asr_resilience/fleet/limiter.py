@@ -42,7 +42,6 @@ are moved to it; recovery brings new acquisitions back to the fleet.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import os
 import random
@@ -179,7 +178,7 @@ class FleetLimiter:
         )
         # The worker's name in Redis: unique per limiter object, readable in diagnostics.
         self._me = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._seq = itertools.count()
+        self._next_lease = 0
         self._cond = threading.Condition(threading.Lock())
         self._waiters: deque[_Waiter] = deque()
         self._releases: list[tuple[str, Outcome, int]] = []
@@ -500,10 +499,11 @@ class FleetLimiter:
     # -- Redis ---------------------------------------------------------------------------------
 
     def _acquire_remote(self, want: int, *, queue: bool) -> tuple[list[str], int]:
-        first = next(self._seq)
-        # Reserve the numbers of every lease this call may create, so ids are never reused.
-        for _ in range(want - 1):
-            next(self._seq)
+        with self._cond:
+            # Reserve the numbers of every lease this call may create: the worker and a caller
+            # trying without waiting may ask at the same time, and ids must never repeat.
+            first = self._next_lease
+            self._next_lease += want
         script = self._connection.scripts.acquire
         args: list[str | int | float] = [
             self._me,

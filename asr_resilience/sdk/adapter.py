@@ -94,9 +94,10 @@ class _SdkAdapter:
         accepted = set(inspect.signature(self._cls.start).parameters) - _OWN_START_ARGS
         wrong = sorted(set(self.start_kwargs) - accepted)
         if wrong:
+            takes = ", ".join(sorted(accepted))
             raise ValueError(
                 f"start_kwargs: {', '.join(wrong)} not accepted (the adapter sets aformat, "
-                f"sample_rate and timeout; {self._sdk_class}.start takes {', '.join(sorted(accepted))})"
+                f"sample_rate and timeout; {self._sdk_class}.start takes {takes})"
             )
 
     # -- the call --------------------------------------------------------------------------------

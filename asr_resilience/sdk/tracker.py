@@ -236,9 +236,7 @@ class AttemptTracker:
         if protocol_error is not None:
             raise protocol_error
         if failure is not None:
-            raise NlsError(
-                failure.code or 0, redact_text(failure.message), failure.task_id
-            )
+            raise NlsError(failure.code or 0, redact_text(failure.message), failure.task_id)
         if finished is not None:
             return finished
         if not self.closed.is_set():
@@ -284,6 +282,7 @@ class AttemptTracker:
         if self._websocket is not None:
             _nls.close_socket(self._websocket)
 
+
 def _handshake_error(status: int, text: str) -> Exception:
     if status == 403:
         # The seed table's row 403: the token does not exist (refresh-token).
@@ -302,4 +301,3 @@ def _transport_kind(text: str) -> TransportKind:
     if "timed out" in lowered or "timeout" in lowered:
         return "timeout"
     return "abnormal_close"
-

@@ -1,5 +1,6 @@
 """The token manager: one shared NLS token, refreshed single-flight across tasks and threads."""
 
+from .aliyun import AliyunTokenProvider, TokenProviderError
 from .manager import (
     DEFAULT_PROVIDER_BACKOFF,
     DEFAULT_REFRESH_AHEAD,
@@ -12,9 +13,11 @@ __all__ = [
     "DEFAULT_PROVIDER_BACKOFF",
     "DEFAULT_REFRESH_AHEAD",
     "PROACTIVE_RETRY_PAUSE",
+    "AliyunTokenProvider",
     "Provider",
     "StaticToken",
     "Token",
     "TokenManager",
+    "TokenProviderError",
     "fingerprint",
 ]

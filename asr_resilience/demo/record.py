@@ -1,0 +1,74 @@
+"""What the demo observed: one record per call, and the events of the resilience machinery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..observe import Event
+
+PREFIX = "asr_resilience."
+
+
+@dataclass
+class CallRecord:
+    """How one call of the workload ended."""
+
+    index: int
+    kind: str
+    expected: str
+    why: str
+    start: float
+    end: float = 0.0
+    outcome: str = "pending"
+    """``ok`` or the name of the typed error."""
+    code: int | None = None
+    attempts: int = 0
+
+    @property
+    def matched(self) -> bool:
+        return self.outcome == self.expected
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Recorder:
+    """Collects call records and hook events (thread-safe); times are seconds since start."""
+
+    t0: float = field(default_factory=time.monotonic)
+    calls: list[CallRecord] = field(default_factory=list)
+    events: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def hook(self, event: Event) -> None:
+        with self._lock:
+            self.events.append((self.now(), event.name[len(PREFIX) :], dict(event.fields)))
+
+    def count(self, name: str, **where: Any) -> int:
+        with self._lock:
+            return sum(
+                1
+                for _, n, f in self.events
+                if n == name and all(f.get(k) == v for k, v in where.items())
+            )
+
+    def codes(self) -> Counter[tuple[int | str, str]]:
+        """Failed attempts by (code, action)."""
+        found: Counter[tuple[int | str, str]] = Counter()
+        with self._lock:
+            for _, name, fields in self.events:
+                if name in ("retry_scheduled", "token_invalidated") or (
+                    name == "gave_up" and fields.get("failed_attempt")
+                ):
+                    code = fields.get("code") or f"transport:{fields.get('transport', '?')}"
+                    found[(code, str(fields.get("action", "")))] += 1
+        return found

@@ -1,0 +1,94 @@
+"""Drive the demo workload through the resilient clients against the embedded simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .. import errors
+from ..clients import Recognizer, RestRecognizer, Transcriber
+from ..observe import add_hook
+from ..policy import Policy
+from ..simulator import Simulator
+from ..tokens import TokenManager
+from ..tokens.aliyun import AliyunTokenProvider
+from . import plan
+from .record import CallRecord, Recorder
+
+Progress = Callable[[int, int], None]
+
+
+async def run(
+    policy: Policy, recorder: Recorder, progress: Progress | None = None
+) -> dict[str, object]:
+    """Run the whole workload; fills ``recorder`` and returns the simulator's counters."""
+    calls = plan.workload()
+    remove = add_hook(recorder.hook)
+    try:
+        async with Simulator(
+            accounts=plan.accounts(), scenario=plan.scenario(), config=plan.config()
+        ) as sim:
+            account = plan.accounts()[0]
+            # Tokens come from the simulator's CreateToken through the vendor's official client.
+            provider = AliyunTokenProvider(
+                account.access_key_id, account.access_key_secret, endpoint=sim.meta_url
+            )
+            tokens = TokenManager(provider)
+            done = 0
+            gate = asyncio.Semaphore(plan.CONCURRENCY)
+
+            async def one(call: plan.Call) -> None:
+                nonlocal done
+                async with gate:
+                    record = CallRecord(
+                        call.index, call.kind, call.expected, call.why, recorder.now()
+                    )
+                    recorder.calls.append(record)
+                    try:
+                        record.attempts = await _perform(
+                            call, sim.gateway_url, sim.rest_url, tokens, policy
+                        )
+                        record.outcome = "ok"
+                    except errors.ResilienceError as exc:
+                        record.outcome = type(exc).__name__
+                        record.code = exc.code
+                        record.attempts = len(exc.attempts)
+                    except Exception as exc:  # an unexpected failure is reported, not hidden
+                        record.outcome = f"unexpected {type(exc).__name__}: {exc}"
+                    record.end = recorder.now()
+                done += 1
+                if progress is not None:
+                    progress(done, len(calls))
+
+            await asyncio.gather(*(one(call) for call in calls))
+            return {"simulator": sim.stats.snapshot(), "provider_calls": tokens.provider_calls}
+    finally:
+        remove()
+
+
+async def _perform(
+    call: plan.Call, gateway: str, rest: str, tokens: TokenManager, policy: Policy
+) -> int:
+    """One call; returns the attempts it took."""
+    scope = plan.APPKEY  # one quota, one budget for the account, whichever client calls
+    if call.kind == "one-sentence":
+        recognizer = Recognizer(
+            gateway, call.appkey, tokens, policy, scope=scope, params=call.params
+        )
+        result = await recognizer.recognize(call.audio, format="pcm", sample_rate=call.sample_rate)
+        return result.attempts
+    if call.kind == "rest":
+        rest_client = RestRecognizer(
+            rest, call.appkey, tokens, policy, scope=scope, params=call.params
+        )
+        outcome = await rest_client.recognize(
+            call.audio, format="pcm", sample_rate=call.sample_rate
+        )
+        return outcome.attempts
+    transcriber = Transcriber(gateway, call.appkey, tokens, policy, scope=scope)
+    ends = await transcriber.transcribe_file(
+        call.audio, realtime=False, format="pcm", sample_rate=16000
+    )
+    if not ends:
+        raise RuntimeError("the transcription returned no sentence")
+    return transcriber.attempts or 1

@@ -1,0 +1,60 @@
+"""`asr-resilience demo`: the chaos run ends as its scenario says, and the check can fail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from asr_resilience.cli import main
+from asr_resilience.demo import plan
+
+
+def test_demo_runs_and_every_call_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo exits 0, writes the summary, the plot and the log, and survives the chaos."""
+    summary = tmp_path / "demo.json"
+    figure = tmp_path / "demo.png"
+    log = tmp_path / "demo.log"
+    status = main(["demo", "--json", str(summary), "--plot", str(figure), "--log", str(log)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    calls = len(plan.workload())
+    assert data["calls"] == calls
+    assert data["matched_expectation"] == calls
+    assert data["mismatches"] == []
+    assert data["successes"] == sum(1 for c in plan.workload() if c.expected == "ok")
+    # The chaos really happened and was handled: throttling, a revoked token, gRPC errors.
+    assert data["throttled_attempts"] > 0
+    assert data["by_code"]["40000001"]["outcome"] == "recovered"
+    assert data["by_code"]["50000000"]["action"] == "retry"
+    assert data["by_code"]["41010105"]["outcome"] == "raised to the caller"
+    assert data["retry_amplification"] > 1.0
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert any(e["event"] == "asr_resilience.retry_scheduled" for e in events)
+    text = log.read_text(encoding="utf-8")
+    assert "demo-secret-do-not-log" not in text
+    assert "every call ended as the scenario says" in out
+
+
+def test_demo_check_fails_on_a_wrong_expectation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If the scenario expected another outcome for one call, the demo says so and exits 1."""
+    original = plan.workload
+
+    def tampered() -> list[plan.Call]:
+        calls = original()
+        calls[19] = dataclasses.replace(calls[19], expected="ok")  # silence cannot succeed
+        return calls
+
+    monkeypatch.setattr(plan, "workload", tampered)
+    status = main(["demo", "--log", str(tmp_path / "demo.log")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "expected ok, got FailFastError" in out
