@@ -34,7 +34,7 @@ from .errors import (
 )
 from .extract import register_extractor, unregister_extractor
 from .failure import Failure
-from .policy import Backoff, Decision, Policy, Rule, load_policy
+from .policy import Backoff, Decision, FleetSettings, Policy, Rule, load_policy
 from .retry import Attempt, Clock, resilient, retrying
 from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager, TokenProviderError
 
@@ -56,6 +56,8 @@ __all__ = [
     "FailFastError",
     "Failure",
     "FixClientError",
+    "FleetLimiter",
+    "FleetSettings",
     "LocalProtocolError",
     "NlsError",
     "Policy",
@@ -64,6 +66,7 @@ __all__ = [
     "ProtocolError",
     "Recognition",
     "Recognizer",
+    "RedisTokenCache",
     "RemoteProtocolError",
     "ResilienceError",
     "RestRecognizer",
@@ -87,3 +90,12 @@ __all__ = [
     "retrying",
     "unregister_extractor",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The fleet needs redis-py (extra ``redis``): imported on first use."""
+    if name in ("FleetLimiter", "RedisTokenCache"):
+        from . import fleet
+
+        return getattr(fleet, name)
+    raise AttributeError(f"module 'asr_resilience' has no attribute {name!r}")

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from asr_resilience.fleet import FleetConnection, FleetLimiter, FleetPermit
-from asr_resilience.limits import AdaptiveLimiter, Permit, get_scope
-from asr_resilience.policy import Policy
-from asr_resilience.policy.model import ConcurrencySettings, FleetSettings
-
 from . import fleet_support as fs
+
+fs.require_redis_py()
+
+from asr_resilience.fleet import FleetConnection, FleetLimiter, FleetPermit  # noqa: E402
+from asr_resilience.limits import AdaptiveLimiter, Permit, get_scope  # noqa: E402
+from asr_resilience.policy import Policy  # noqa: E402
+from asr_resilience.policy.model import ConcurrencySettings, FleetSettings  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)

@@ -10,6 +10,8 @@ from asr_resilience.errors import PolicyError
 from asr_resilience.policy import Policy, check_policy, load_policy, shipped_policies
 from asr_resilience.policy.model import FleetSettings
 
+from . import fleet_support as fs
+
 
 def _write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "fleet.yaml"
@@ -105,7 +107,7 @@ def test_fleet_merges_along_extends(tmp_path: Path) -> None:
 
 def test_url_comes_from_the_setting_then_the_environment() -> None:
     """redis_url wins; else the variable redis_url_env names; else no Redis."""
-    pytest.importorskip("redis", reason="the fleet needs redis-py")
+    fs.require_redis_py()
     from asr_resilience.fleet import resolve_url
 
     env = {"ASR_RESILIENCE_REDIS_URL": "redis://env:6379/0", "OTHER": "redis://other:1/0"}
@@ -117,7 +119,7 @@ def test_url_comes_from_the_setting_then_the_environment() -> None:
 
 def test_connection_label_hides_the_password() -> None:
     """Events name the server as host:port/db, never with the URL's credentials."""
-    pytest.importorskip("redis", reason="the fleet needs redis-py")
+    fs.require_redis_py()
     from asr_resilience.fleet import FleetConnection
 
     connection = FleetConnection.from_url("redis://:hunter2@127.0.0.1:1/3")

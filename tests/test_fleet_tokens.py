@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from asr_resilience.fleet import FleetConnection, RedisTokenCache
-from asr_resilience.tokens import Token, TokenManager
-
 from . import fleet_support as fs
+
+fs.require_redis_py()
+
+from asr_resilience.fleet import FleetConnection, RedisTokenCache  # noqa: E402
+from asr_resilience.tokens import Token, TokenManager  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)

@@ -191,6 +191,11 @@ class FleetLimiter:
         self._fleet_in_flight = 0
         self._lost = 0
 
+    @property
+    def adaptive(self) -> bool:
+        """True when the fleet learns its limit (no fixed quota): a 40000005 lowers it."""
+        return self._quota is None
+
     @classmethod
     def from_settings(
         cls,

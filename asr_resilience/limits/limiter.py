@@ -116,6 +116,11 @@ class AdaptiveLimiter:
     # -- reading -----------------------------------------------------------------------------
 
     @property
+    def adaptive(self) -> bool:
+        """Always True: a 40000005 lowers the limit, so a throttled call may queue again at once."""
+        return True
+
+    @property
     def limit(self) -> float:
         """The learnt limit; the slot count is ``max(settings.min, floor(limit))``."""
         return self._limit

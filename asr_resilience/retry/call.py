@@ -240,7 +240,9 @@ class CallState:
                 RetryExhaustedError, f"gave up after {counted} attempts", decision, exc, failure
             )
         scope = s.scope()
-        if decision.throttled and scope.limiter is not None:
+        # A throttled call queues again at once only where the limiter has just lowered its
+        # limit; a fixed fleet quota does not move, so there the throttle schedule applies.
+        if decision.throttled and scope.limiter is not None and scope.limiter.adaptive:
             delay = 0.0  # back to the limiter's queue, which has just cut the limit
         else:
             delay = backoff.delay(decision.backoff, self.retries, self.previous_delay, s.rng)

@@ -13,7 +13,15 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-__all__ = ["close_socket", "connection_thread", "load", "open_hook_name", "websocket_of"]
+__all__ = [
+    "close_socket",
+    "connection_thread",
+    "duplicate",
+    "load",
+    "open_hook_name",
+    "wake",
+    "websocket_of",
+]
 
 _module: ModuleType | None = None
 _lock = threading.Lock()
@@ -79,6 +87,30 @@ def connection_thread(sdk: object) -> threading.Thread | None:
     core = _private(sdk, type(sdk).__name__, "nls")
     thread = _private(core, "NlsCore", "th") if core is not None else None
     return thread if isinstance(thread, threading.Thread) else None
+
+
+def duplicate(websocket: Any) -> socket.socket | None:
+    """A second descriptor of the WebSocket's TCP socket, or None.
+
+    The SDK's ``send_audio`` closes its socket itself on ``ConnectionResetError``, under the
+    reader thread's ``select``: closing the last descriptor drops it from the poll set, and the
+    reader sleeps out its 10 s poll timeout before it reports the close. While another
+    descriptor of the same socket stays open the reader still sees the reset at once, and
+    ``shutdown`` on it wakes the reader whatever the SDK did with its own.
+    """
+    raw = getattr(websocket, "sock", None)
+    if not isinstance(raw, socket.socket):
+        return None
+    try:
+        return raw.dup()
+    except OSError:
+        return None
+
+
+def wake(handle: socket.socket) -> None:
+    """Shut the socket down in both directions: a reader blocked on it returns at once."""
+    with contextlib.suppress(OSError):
+        handle.shutdown(socket.SHUT_RDWR)
 
 
 def close_socket(websocket: Any) -> None:

@@ -23,6 +23,7 @@ nothing within the timeout                    ``TimeoutError``
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -84,6 +85,7 @@ class AttemptTracker:
         self._begin_times: dict[int, int] = {}
         self._thread: threading.Thread | None = None
         self._websocket: Any = None
+        self._handle: socket.socket | None = None
         self._sdk: Any = None
 
     # -- wiring --------------------------------------------------------------------------------
@@ -113,10 +115,13 @@ class AttemptTracker:
         original = getattr(sdk, name)
 
         def on_open(*args: Any) -> None:
+            # Runs in the websocket thread after the handshake, before it starts reading.
+            websocket = _nls.websocket_of(sdk)
             with self._lock:
                 self.opened = True
                 self._thread = threading.current_thread()
-                self._websocket = _nls.websocket_of(sdk)
+                self._websocket = websocket
+                self._handle = _nls.duplicate(websocket)
             original(*args)
 
         setattr(sdk, name, on_open)
@@ -267,20 +272,27 @@ class AttemptTracker:
 
     def release(self, grace: float) -> None:
         """End the attempt's connection and thread, and close the socket the SDK leaves open."""
+        with self._lock:
+            handle, websocket = self._handle, self._websocket
         if not self.closed.is_set():
             # A timeout or a local error: the connection is still up (or stuck in the handshake).
-            websocket = self._websocket or _nls.websocket_of(self._sdk)
-            if websocket is not None:
-                _nls.close_socket(websocket)
-            elif self._sdk is not None:
-                with contextlib.suppress(Exception):  # start() failed before the SDK connected
-                    self._sdk.shutdown()
+            if handle is not None:
+                _nls.wake(handle)
+            else:
+                stuck = _nls.websocket_of(self._sdk)
+                if stuck is not None:
+                    _nls.close_socket(stuck)
+                elif self._sdk is not None:
+                    with contextlib.suppress(Exception):  # start() failed before connecting
+                        self._sdk.shutdown()
         thread = self._thread or _nls.connection_thread(self._sdk)
         if thread is not None and thread is not threading.current_thread():
             # No thread: start() refused its arguments before connecting; nothing to wait for.
             thread.join(grace)
-        if self._websocket is not None:
-            _nls.close_socket(self._websocket)
+        if websocket is not None:
+            _nls.close_socket(websocket)
+        if handle is not None:
+            handle.close()
 
 
 def _handshake_error(status: int, text: str) -> Exception:
