@@ -37,7 +37,7 @@ def test_explain_text_names_cause_fix_action_and_schedule(
 
 
 def test_explain_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    """--json prints one object with code, action, name, message, cause, solution, rule, schedule."""
+    """--json prints one object with code, action, name, message, cause, fix, rule, schedule."""
     status, out, _ = run(capsys, "explain", "50000000", "--json", "--lang", "en")
     assert status == 0
     data = json.loads(out)
