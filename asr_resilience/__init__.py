@@ -36,6 +36,7 @@ from .extract import register_extractor, unregister_extractor
 from .failure import Failure
 from .policy import Backoff, Decision, FleetSettings, Policy, Rule, load_policy
 from .retry import Attempt, Clock, resilient, retrying
+from .sdk import SdkParameterError, SdkRecognizer, SdkTranscriber
 from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager, TokenProviderError
 
 __version__ = "0.1.0"
@@ -73,6 +74,9 @@ __all__ = [
     "RetryBudgetExhaustedError",
     "RetryExhaustedError",
     "Rule",
+    "SdkParameterError",
+    "SdkRecognizer",
+    "SdkTranscriber",
     "SentenceEvent",
     "StaticToken",
     "Token",

@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import structlog
 
 import asr_resilience as ar
-from asr_resilience.limits import get_scope
+from asr_resilience.limits import get_scope, reset_scopes
 
 from .common import tone_audio
 
@@ -91,6 +91,7 @@ def work(
         lost_leases=0,
         error="",
     )
+    fleet_stats = None
     try:
         policy = ar.load_policy(policy_path)
         recognizer = ar.Recognizer(gateway_url, appkey, token, policy, scope=appkey)
@@ -104,7 +105,7 @@ def work(
         report["started"] = time.time()
         ok, failed, attempts = asyncio.run(_calls(recognizer, calls, concurrency))
         report["ended"] = time.time()
-        report.update(ok=ok, failed=dict(failed), attempts=attempts)
+        report["ok"], report["failed"], report["attempts"] = ok, dict(failed), attempts
         stats = getattr(limiter, "stats", None)
         if stats is not None:
             report["lost_leases"] = int(stats().get("lost_leases", 0))
@@ -113,3 +114,9 @@ def work(
         raise
     finally:
         reports.put(report)
+        # Give the fleet's leases back and leave its queue before the process ends.
+        reset_scopes()
+        if fleet_stats is not None:
+            from asr_resilience.fleet import close_shared_connections
+
+            close_shared_connections()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import asr_resilience as ar
-from asr_resilience.clients import SentenceEvent, Transcriber
+from asr_resilience.clients import SentenceEvent, StreamEvent, Transcriber
 from asr_resilience.simulator import Fault, Simulator, SimulatorConfig
 from asr_resilience.testing import no_wait
 
@@ -42,7 +42,7 @@ async def test_sentences_with_begin_and_end_times(sim: Simulator) -> None:
         for frame in frames(TWO_SENTENCES):
             await t.send(frame)
         await t.finish()
-    events = [event async for event in t]
+    events = [event async for event in t if isinstance(event, SentenceEvent)]
     assert [(e.kind, e.index) for e in events] == [
         ("begin", 1),
         ("end", 1),
@@ -62,7 +62,7 @@ async def test_sentences_with_begin_and_end_times(sim: Simulator) -> None:
 async def test_events_arrive_while_audio_flows(sim: Simulator) -> None:
     """A consumer task sees a sentence before the stream is finished."""
     first_end = asyncio.Event()
-    seen: list[SentenceEvent] = []
+    seen: list[StreamEvent] = []
     async with transcriber(sim) as t:
 
         async def consume() -> None:
@@ -142,7 +142,7 @@ async def test_opening_gives_up_with_the_typed_error(sim: Simulator) -> None:
     assert sim.stats.connections == 1
 
 
-async def drain(t: Transcriber) -> list[SentenceEvent]:
+async def drain(t: Transcriber) -> list[StreamEvent]:
     """Every event the transcriber yields."""
     return [event async for event in t]
 
@@ -154,9 +154,9 @@ async def stream(t: Transcriber, audio: bytes) -> None:
 
 
 async def test_task_failed_mid_stream_raises_from_the_iterator(sim: Simulator) -> None:
-    """TaskFailed after audio flows is raised as NlsError from the iterator and from send."""
+    """Without resume, TaskFailed mid-stream is raised as NlsError from the iterator and send."""
     sim.set_scenario([Fault("code", "audio", code=41040201, after_ms=200)])
-    async with transcriber(sim) as t:
+    async with transcriber(sim, resume=False) as t:
         await t.send(silence(300))
         with pytest.raises(ar.NlsError) as info:
             await drain(t)
@@ -167,23 +167,23 @@ async def test_task_failed_mid_stream_raises_from_the_iterator(sim: Simulator) -
 
 
 async def test_unobserved_failure_is_raised_on_exit(sim: Simulator) -> None:
-    """A failure the block never looked at is raised when the block ends normally."""
+    """Without resume, a failure the block never looked at is raised when the block ends."""
     sim.set_scenario([Fault("code", "audio", code=41040201, after_ms=200)])
     with pytest.raises(ar.NlsError) as info:
-        await stream(transcriber(sim), silence(300))
+        await stream(transcriber(sim, resume=False), silence(300))
     assert info.value.code == 41040201
 
 
 async def test_drop_mid_stream_raises_transport_error(sim: Simulator) -> None:
-    """A dropped connection is raised as TransportError('abnormal_close') from the iterator."""
+    """Without resume, a drop is raised as TransportError('abnormal_close') from the iterator."""
     sim.set_scenario([Fault("close", "audio", after_ms=100)])
-    async with transcriber(sim) as t:
+    async with transcriber(sim, resume=False) as t:
         await t.send(silence(300))
         with pytest.raises(ar.TransportError) as info:
             await drain(t)
     assert info.value.kind == "abnormal_close"
     with pytest.raises(ar.TransportError, match="abnormal_close"):
-        await stream(transcriber(sim), silence(300))
+        await stream(transcriber(sim, resume=False), silence(300))
 
 
 async def test_finish_timeout(sim: Simulator) -> None:

@@ -19,6 +19,7 @@ PACKAGES = [
     "asr_resilience.retry",
     "asr_resilience.clients",
     "asr_resilience.protocol",
+    "asr_resilience.sdk",
 ]
 
 

@@ -19,7 +19,13 @@ import pytest
 
 import asr_resilience as ar
 from asr_resilience.catalog import CatalogEntry
-from asr_resilience.clients import Recognition, Recognizer, RestRecognizer, Transcriber
+from asr_resilience.clients import (
+    Recognition,
+    Recognizer,
+    RestRecognizer,
+    StreamEvent,
+    Transcriber,
+)
 from asr_resilience.observe import Event, add_hook
 from asr_resilience.protocol import RECOGNIZER, Directive, Started, new_id
 from asr_resilience.simulator import Account, Fault, Simulator, SimulatorConfig
@@ -317,7 +323,7 @@ def transcribe_then_stall(h: Harness) -> Awaitable[object]:
     """A Transcriber sends 200 ms of audio, then nothing (a microphone that hangs)."""
 
     @ar.resilient(POLICY, tokens=h.tokens)
-    async def transcribe(*, token: str = "") -> list[ar.SentenceEvent]:
+    async def transcribe(*, token: str = "") -> list[StreamEvent]:
         async with Transcriber(h.sim.gateway_url, h.appkey, token, POLICY) as transcriber:
             await transcriber.send(silence(200))
             return [event async for event in transcriber]

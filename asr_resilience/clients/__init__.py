@@ -1,5 +1,5 @@
 """Resilient asyncio clients for NLS: one-sentence recognition over WebSocket and REST, and
-real-time transcription.
+real-time transcription that resumes across drops and server errors.
 
 Every call runs under a policy (``asr_resilience.retry.retrying``): tokens are refreshed,
 throttling and drops are retried, and the rest ends in a typed error.
@@ -18,7 +18,15 @@ from .audio import (
 from .connection import Connection, connected, mapped_errors, open_connection
 from .recognizer import DEFAULT_GATEWAY, Recognizer
 from .rest import DEFAULT_REST_URL, RestRecognizer
-from .results import Recognition, SentenceEvent, Word
+from .results import (
+    AudioGap,
+    Recognition,
+    Reconnected,
+    SentenceEvent,
+    StreamEvent,
+    StreamStats,
+    Word,
+)
 from .transcriber import Transcriber
 
 __all__ = [
@@ -27,13 +35,17 @@ __all__ = [
     "FRAME_BYTES",
     "ONE_SENTENCE_MAX_BYTES",
     "AudioData",
+    "AudioGap",
     "AudioSourceError",
     "Connection",
     "Recognition",
     "Recognizer",
+    "Reconnected",
     "ReplayableStream",
     "RestRecognizer",
     "SentenceEvent",
+    "StreamEvent",
+    "StreamStats",
     "Transcriber",
     "Word",
     "connected",

@@ -1,4 +1,5 @@
-"""Real-time transcription (SpeechTranscriber): an open-ended stream of audio in, sentences out.
+"""Real-time transcription (SpeechTranscriber): an open-ended stream of audio in, sentences out,
+resumed across drops and server errors without losing or repeating a sentence.
 
 ::
 
@@ -6,16 +7,30 @@
         await t.send(chunk)          # the send path: audio and control directives
         ...
         await t.finish()             # StopTranscription, wait for TranscriptionCompleted
-        async for event in t:        # the event path: begin / partial / end events
+        async for event in t:        # the event path: sentences, and reconnect notices
             ...
 
-Opening is resilient: connect and StartTranscription are retried per policy until the task
-starts (throttling, refreshed tokens, drops). Once audio flows a failure is not retried — the
-audio already sent belongs to a task that is gone — it is raised from the iterator, from
-:meth:`Transcriber.finish` and from the next :meth:`Transcriber.send`: ``NlsError`` for
-TaskFailed, ``TransportError`` for a dropped connection. The two paths are separate methods;
-every audio byte leaves through :meth:`Transcriber._send_frame`, the one place a replay buffer
-(resume after a drop) hooks in.
+How it works. Opening is a call under the policy (connect and StartTranscription retried until
+the task starts). Every audio byte then enters :meth:`Transcriber._send_frame`, which keeps it in
+a :class:`~asr_resilience.clients.replay.ReplayBuffer` (the audio since the last delivered
+sentence) before it goes to the current *leg* (one NLS task). One supervisor task reads the leg's
+events. When the leg fails — TaskFailed, a drop, a timeout — the failure goes to the stream's
+:class:`~asr_resilience.clients.episode.FaultEpisode`, i.e. to the policy: ``retry`` and
+``refresh-token`` start a new leg with the same parameters, give it the buffered audio again
+(the replay, paced at ``replay_speed`` times real time), then the live audio; any other verdict
+ends the stream with the policy's typed error, raised from the iterator, :meth:`~Transcriber.
+send` and :meth:`~Transcriber.finish`. A :class:`~asr_resilience.clients.timeline.Timeline`
+offsets each leg's times by where its audio starts, continues the indexes and drops a sentence
+an earlier leg delivered, so the iterator reads like one uninterrupted task, plus a
+:class:`Reconnected` event per resume (and an :class:`AudioGap` if the bounded buffer had to
+drop audio the new leg needed).
+
+While a leg is being replaced, :meth:`Transcriber.send` does not wait for it: the audio joins
+the buffer (a live source must not stall), up to the buffer's bound.
+
+Resuming needs PCM (the buffer cuts audio by time). For other formats, or with
+``resume=False``, a failure once audio flows is raised as it came: ``NlsError`` for TaskFailed,
+``TransportError`` for a drop.
 """
 
 from __future__ import annotations
@@ -23,33 +38,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ..errors import LocalProtocolError, TransportError
-from ..protocol import (
-    TRANSCRIBER,
-    ClientProtocol,
-    Completed,
-    Failed,
-    ResultChanged,
-    SentenceBegan,
-    SentenceEnded,
-    State,
-)
+from ..extract import extract_failure
+from ..observe import emit
+from ..protocol import Completed, Failed, State
 from ..protocol.client import MAX_AUDIO_FRAME
 from ..retry import retrying
-from ..retry.settings import PolicyLike, resolve_policy
+from ..retry.settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
-from .audio import load_audio, paced, split_frames
-from .connection import Connection, open_connection
+from .audio import FRAME_BYTES, load_audio, paced, split_frames
 from .credentials import resolve_appkey, resolve_tokens
+from .episode import FaultEpisode
+from .leg import Leg, start_leg
 from .recognizer import DEFAULT_GATEWAY
-from .results import SentenceEvent
-from .task import failure_error, started
+from .replay import DEFAULT_MAX_SECONDS, ReplayBuffer
+from .results import AudioGap, Reconnected, SentenceEvent, StreamEvent, StreamStats
+from .task import failure_error
+from .timeline import Timeline
 
-__all__ = ["Transcriber"]
+__all__ = ["DEFAULT_REPLAY_SPEED", "Transcriber"]
+
+DEFAULT_REPLAY_SPEED = 3.0
+"""Replay pace after a reconnect, in multiples of real time. PROTOCOL.md "Limits": the gateway
+does not take bursts far faster than real time and publishes no rate [?]; 3x clears a few
+seconds of buffer quickly without being a burst."""
+REPLAY_CHUNK = 4 * FRAME_BYTES
+"""Bytes per replayed frame: 400 ms at 16 kHz, under the 16 KiB frame limit."""
 
 
 class _End:
@@ -59,14 +78,28 @@ class _End:
 _END = _End()
 
 
+@dataclass(slots=True)
+class _Counters:
+    reconnects: int = 0
+    replayed_ms: int = 0
+    gaps: int = 0
+    gap_ms: int = 0
+
+
 class Transcriber:
-    """Real-time transcription over one WebSocket task; an async context manager.
+    """Real-time transcription as one resumable stream; an async context manager.
 
     The arguments are :class:`~asr_resilience.clients.Recognizer`'s, plus the audio's
     ``sample_rate`` and ``format`` for the start payload. ``params`` go into the start payload
     too (e.g. ``enable_intermediate_result`` for partial events, ``max_sentence_silence``).
-    After opening, ``task_id``, ``session_id`` and ``attempts`` (attempts the opening took)
-    are set; ``bytes_sent`` counts the audio sent.
+
+    ``resume`` (default: on for PCM) resumes the stream after a retryable failure;
+    ``max_buffer_seconds`` bounds the replay buffer; ``replay_speed`` paces the replay in
+    multiples of real time (None: as fast as the connection takes it).
+
+    After opening, ``task_id`` and ``session_id`` name the current task (they change on a
+    reconnect), ``attempts`` counts the attempts the opening took, ``bytes_sent`` the caller's
+    audio, and :attr:`stats` how the stream fared.
     """
 
     def __init__(
@@ -83,6 +116,9 @@ class Transcriber:
         open_timeout: float = 10.0,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        resume: bool | None = None,
+        max_buffer_seconds: float = DEFAULT_MAX_SECONDS,
+        replay_speed: float | None = DEFAULT_REPLAY_SPEED,
     ) -> None:
         self.url = url
         self.appkey = resolve_appkey(appkey)
@@ -94,34 +130,88 @@ class Transcriber:
         self.open_timeout = open_timeout
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        pcm = format.lower() == "pcm"
+        if resume and not pcm:
+            raise ValueError(
+                f"resume needs PCM audio (format {format!r} cannot be cut by time): send PCM, "
+                "or pass resume=False"
+            )
+        if replay_speed is not None and replay_speed <= 0:
+            raise ValueError("replay_speed must be positive (or None for no pacing)")
+        self.resume = pcm if resume is None else resume
+        self.max_buffer_seconds = max_buffer_seconds
+        self.replay_speed = replay_speed
+        # PROTOCOL.md "Directives": 16-bit mono PCM, 2 bytes a sample.
+        self._bytes_per_second = 2 * sample_rate if pcm else None
         self._retrying = retrying(
             self.policy, tokens=self.tokens, scope=self.scope, name="Transcriber.open"
+        )
+        self._settings = make_settings(
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            clock=None,
+            rng=None,
+            function="Transcriber.resume",
         )
         self.task_id = ""
         self.session_id = ""
         self.attempts = 0
         self.bytes_sent = 0
-        self._connection: Connection | None = None
-        self._protocol: ClientProtocol | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._events: asyncio.Queue[SentenceEvent | _End] = asyncio.Queue()
+        self._leg: Leg | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.task_id = self.session_id = ""
+        self.attempts = self.bytes_sent = 0
+        self._buffer = ReplayBuffer(self._bytes_per_second or 32000, self.max_buffer_seconds)
+        self._timeline = Timeline()
+        self._counters = _Counters()
+        self._episode: FaultEpisode | None = None
+        self._heard = 0  # the furthest stream position any leg was sent
+        self._controls: dict[str, Any] = {}
+        self._generation = 0
+        self._send_lock = asyncio.Lock()
+        self._events: asyncio.Queue[StreamEvent | _End] = asyncio.Queue()
         self._ended = asyncio.Event()
+        self._live = asyncio.Event()  # a leg is up and has every byte sent so far
+        self._room = asyncio.Event()  # something changed that may make room in the buffer
         self._error: BaseException | None = None
         self._reported = False  # the failure was raised to the caller at least once
         self._stopping = False
-        self._begin_times: dict[int, int] = {}
+
+    @property
+    def stats(self) -> StreamStats:
+        """Sentences, reconnects, replayed audio, gaps and the buffer's peak so far."""
+        c = self._counters
+        return StreamStats(
+            sentences=self._timeline.delivered,
+            reconnects=c.reconnects,
+            replayed_ms=c.replayed_ms,
+            gaps=c.gaps,
+            gap_ms=c.gap_ms,
+            duplicates=self._timeline.duplicates,
+            peak_buffer_ms=self._buffer.peak_ms,
+        )
 
     # -- opening and closing -------------------------------------------------------------------
 
     async def __aenter__(self) -> Transcriber:
         """Connect and start the task, retried per policy until TranscriptionStarted."""
-        if self._connection is not None:
+        if self._runner is not None:
             raise LocalProtocolError("this Transcriber is open already")
         self._reset()
+        leg: Leg | None = None
         async for attempt in self._retrying:
             with attempt:
-                await self._open(attempt.token)
+                leg = await self._start_leg(attempt.token)
                 self.attempts = attempt.number
+        assert leg is not None  # the loop ends by success or by raising
+        self._attach(leg)
+        self._live.set()
+        self._runner = asyncio.create_task(self._run(leg))
         return self
 
     async def __aexit__(
@@ -132,102 +222,216 @@ class Transcriber:
     ) -> None:
         """On a normal exit finish the task (raising a failure not raised yet); always close."""
         try:
-            if exc_type is None and self._connection is not None and not self._reported:
+            if exc_type is None and self._runner is not None and not self._reported:
                 await self.finish()
         finally:
             await self._close()
 
-    def _reset(self) -> None:
-        self.task_id = self.session_id = ""
-        self.attempts = self.bytes_sent = 0
-        self._events = asyncio.Queue()
-        self._ended = asyncio.Event()
-        self._error = None
-        self._reported = self._stopping = False
-        self._begin_times = {}
+    async def _start_leg(self, token: str) -> Leg:
+        return await start_leg(
+            self.url,
+            self.appkey,
+            self.params,
+            token,
+            self._buffer.start,
+            open_timeout=self.open_timeout,
+            start_timeout=self.start_timeout,
+        )
 
-    async def _open(self, token: str) -> None:
-        protocol = ClientProtocol(TRANSCRIBER, self.appkey, self.params)
-        connection = await open_connection(self.url, token, open_timeout=self.open_timeout)
-        try:
-            await connection.send(protocol.start())
-            event = await started(connection, protocol, self.start_timeout)
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection, self._protocol = connection, protocol
-        self.task_id, self.session_id = protocol.task_id, event.session_id
-        self._reader = asyncio.create_task(self._read_events(connection, protocol))
+    def _attach(self, leg: Leg) -> None:
+        self._leg = leg
+        self._generation += 1
+        self.task_id, self.session_id = leg.task_id, leg.session_id
+        self._timeline.start_task(self._buffer.ms(leg.offset))
 
     async def _close(self) -> None:
-        reader, connection = self._reader, self._connection
-        self._reader = self._connection = self._protocol = None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        if connection is not None:
-            await connection.close()
-        if not self._ended.is_set():
-            # Closed before TranscriptionCompleted (the block raised): iterators must not hang.
-            self._end(LocalProtocolError("the Transcriber closed before TranscriptionCompleted"))
+        runner, replayer, leg = self._runner, self._replayer, self._leg
+        self._runner = self._replayer = self._leg = None
+        for task in (runner, replayer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if leg is not None:
+            await leg.connection.close()
+        # Closed before TranscriptionCompleted (the block raised): iterators must not hang.
+        self._end(LocalProtocolError("the Transcriber closed before TranscriptionCompleted"))
 
     # -- the send path ---------------------------------------------------------------------------
 
     async def send(self, chunk: bytes) -> None:
-        """Send audio; a chunk over 16 KiB goes as several frames (PROTOCOL.md "Directives")."""
+        """Send audio; a chunk over 16 KiB goes as several frames (PROTOCOL.md "Directives").
+
+        While a reconnect is under way this does not wait: the audio is kept and goes to the
+        new task after the replay. It waits only when the replay buffer is full of audio no task
+        has been sent yet.
+        """
+        self._require_open()
+        if self._stopping:
+            raise LocalProtocolError("audio after finish(): the stream is stopping")
         for frame in split_frames(chunk, MAX_AUDIO_FRAME):
             await self._send_frame(frame)
 
     async def _send_frame(self, frame: bytes) -> None:
-        """Send one audio frame: every audio byte of the task leaves through here."""
-        connection, protocol = self._require_open()
+        """Keep one audio frame and send it on: every audio byte of the stream enters here."""
         self._raise_failure()
-        await self._guarded(connection.send(protocol.audio(frame)))
+        while not self._buffer.has_room(len(frame), self._evictable()):
+            self._room.clear()
+            await self._room.wait()
+            self._raise_failure()
+        self._buffer.append(frame, self._evictable())
         self.bytes_sent += len(frame)
+        leg = self._leg
+        if leg is None or self._replaying():
+            return  # a reconnect is under way: the replay sends this frame too
+        async with self._send_lock:
+            error = await self._flush(leg, None)
+        if not self.resume:
+            self._buffer.forget(leg.sent)  # nothing will be replayed: keep nothing
+        if error is not None:
+            await self._broken(error)
+
+    async def send_all(
+        self, frames: AsyncIterable[bytes] | Iterable[bytes], *, realtime: bool = True
+    ) -> None:
+        """Send a recording frame by frame (PCM: 100 ms frames suit the gateway).
+
+        ``realtime`` paces PCM at real time, like a live source (PROTOCOL.md "Limits": no
+        bursts far faster than real time). ``realtime=False`` sends as fast as the gateway
+        takes it and, unlike a live source, waits out a reconnect instead of piling the rest of
+        the recording into the replay buffer.
+        """
+        pace = self._bytes_per_second if realtime else None
+        async for frame in paced(frames, pace):
+            if not realtime:
+                await self._wait_live()
+            await self.send(frame)
 
     async def control(self, payload: Mapping[str, Any]) -> None:
-        """Send ControlTranscriber: change parameters mid-task (e.g. ``max_sentence_silence``)."""
-        connection, protocol = self._require_open()
+        """Send ControlTranscriber: change parameters mid-task (e.g. ``max_sentence_silence``).
+
+        The changes are sent again to every task a reconnect starts, before its replay.
+        """
+        self._require_open()
         self._raise_failure()
-        await self._guarded(connection.send(protocol.control(payload)))
+        if self._stopping:
+            raise LocalProtocolError("ControlTranscriber after finish(): the stream is stopping")
+        self._controls.update(payload)
+        leg = self._leg
+        if leg is None:
+            return  # the next task gets it before its replay
+        async with self._send_lock:
+            error = await self._flush(leg, None)  # the audio before it goes first
+            if error is None and leg is self._leg and leg.protocol.state is State.STARTED:
+                try:
+                    await leg.connection.send(leg.protocol.control(payload))
+                except TransportError as exc:
+                    error = exc
+        if error is not None:
+            await self._broken(error)
 
     async def finish(self) -> None:
         """StopTranscription, then wait for TranscriptionCompleted (``stop_timeout`` seconds).
 
-        Safe to call more than once. Raises the task's failure if it failed.
+        Safe to call more than once. Raises the stream's failure if it failed. A reconnect
+        while stopping replays the tail, stops the new task and waits for its completion.
         """
-        connection, protocol = self._require_open()
+        self._require_open()
         if not self._stopping:
             self._raise_failure()
             self._stopping = True
-            if protocol.state is State.STARTED:
-                await self._guarded(connection.send(protocol.stop()))
-        try:
-            await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(
-                f"no TranscriptionCompleted within {self.stop_timeout:g} s of StopTranscription"
-            ) from None
+            leg = self._leg
+            if leg is not None and not self._replaying():
+                async with self._send_lock:
+                    error = await self._flush(leg, None)  # sends the stop once caught up
+                if error is not None:
+                    await self._broken(error)
+        await self._completed()
         self._raise_failure()
 
-    async def _guarded(self, sending: Awaitable[None]) -> None:
-        try:
-            await sending
-        except TransportError:
-            # The socket broke under the send. The gateway closes after TaskFailed (PROTOCOL.md
-            # "Events"): if the event path reads one (it is quick once the socket is closed),
-            # it says more than the close.
-            with contextlib.suppress(asyncio.TimeoutError):
+    async def _completed(self) -> None:
+        """Wait for the end; ``stop_timeout`` counts on each task, not across a reconnect."""
+        while True:
+            generation = self._generation
+            try:
                 await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
-            self._raise_failure()
-            raise
+                return
+            except asyncio.TimeoutError:
+                if (
+                    self._leg is not None
+                    and generation == self._generation
+                    and not self._replaying()
+                ):
+                    raise TimeoutError(
+                        f"no TranscriptionCompleted within {self.stop_timeout:g} s of "
+                        "StopTranscription"
+                    ) from None
 
-    def _require_open(self) -> tuple[Connection, ClientProtocol]:
-        if self._connection is None or self._protocol is None:
+    async def _flush(self, leg: Leg, pace: float | None) -> TransportError | None:
+        """Send ``leg`` the buffered audio it lacks, then StopTranscription if finishing.
+
+        Called with the send lock held. ``pace`` limits the rate to that many times real time
+        (the replay). Returns the error if the connection broke under it: the event path sees
+        the same break and decides what follows.
+        """
+        loop = asyncio.get_running_loop()
+        began, base = loop.time(), leg.sent
+        rate = self._buffer.bytes_per_second * pace if pace else None
+        while leg is self._leg and leg.sent < self._buffer.end:
+            if leg.protocol.state is not State.STARTED:
+                return None  # the task ended on its own (TaskFailed): the event path has it
+            if rate is not None:
+                delay = began + (leg.sent - base) / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+            chunk = self._buffer.read(leg.sent, REPLAY_CHUNK)
+            try:
+                await leg.connection.send(leg.protocol.audio(chunk))
+            except TransportError as exc:
+                return exc
+            leg.sent += len(chunk)
+            self._heard = max(self._heard, leg.sent)
+            self._room.set()
+        if leg is not self._leg or leg.protocol.state is not State.STARTED:
+            return None
+        if self._stopping and not leg.stop_sent:
+            leg.stop_sent = True
+            try:
+                await leg.connection.send(leg.protocol.stop())
+            except TransportError as exc:
+                return exc
+        self._live.set()
+        return None
+
+    async def _broken(self, error: TransportError) -> None:
+        """The socket broke under a send. Resuming, the event path takes it from here."""
+        if self.resume:
+            return
+        # The gateway closes after TaskFailed (PROTOCOL.md "Events"): if the event path reads
+        # one (it is quick once the socket is closed), it says more than the close.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
+        self._raise_failure()
+        raise error
+
+    def _evictable(self) -> int:
+        """The buffer may drop audio the current leg has had; with no leg, nothing."""
+        leg = self._leg
+        return leg.sent if leg is not None else self._buffer.start
+
+    def _replaying(self) -> bool:
+        return self._replayer is not None and not self._replayer.done()
+
+    async def _wait_live(self) -> None:
+        while not self._live.is_set():
+            await self._live.wait()
+        self._raise_failure()
+
+    def _require_open(self) -> None:
+        if self._runner is None:
             raise LocalProtocolError(
                 "the Transcriber is not open: use `async with Transcriber(...) as t:`"
             )
-        return self._connection, self._protocol
 
     def _raise_failure(self) -> None:
         if self._error is not None:
@@ -236,11 +440,11 @@ class Transcriber:
 
     # -- the event path --------------------------------------------------------------------------
 
-    def __aiter__(self) -> AsyncIterator[SentenceEvent]:
-        """Sentence events as they arrive; ends after TranscriptionCompleted, raises a failure."""
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        """Stream events as they arrive; ends after TranscriptionCompleted, raises a failure."""
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[SentenceEvent]:
+    async def _iterate(self) -> AsyncIterator[StreamEvent]:
         while True:
             item = await self._events.get()
             if isinstance(item, _End):
@@ -249,55 +453,166 @@ class Transcriber:
                 return
             yield item
 
-    async def _read_events(self, connection: Connection, protocol: ClientProtocol) -> None:
-        try:
-            while True:
-                event = protocol.receive(await connection.recv())
-                if isinstance(event, Completed):
-                    self._end(None)
-                    return
-                if isinstance(event, Failed):
-                    self._end(failure_error(event))
-                    return
-                sentence = self._sentence_event(event)
-                if sentence is not None:
-                    self._events.put_nowait(sentence)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a drop or a gateway that broke the protocol
-            self._end(exc)
+    async def _run(self, leg: Leg) -> None:
+        """The supervisor: read the leg's events; after a failure, resume or end the stream."""
+        while True:
+            try:
+                await self._read(leg)
+                self._end(None)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # TaskFailed, a drop, a gateway that broke the protocol
+                failure: Exception = exc
+            await self._detach(leg)
+            if not self.resume:
+                self._end(failure)
+                return
+            try:
+                resumed = await self._resume(leg, failure)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the policy's typed error, or one it does not classify
+                self._end(exc)
+                return
+            if resumed is None:
+                self._end(None)
+                return
+            leg = resumed
 
-    def _sentence_event(self, event: object) -> SentenceEvent | None:
-        if isinstance(event, SentenceBegan):
-            self._begin_times[event.index] = event.time
-            return SentenceEvent("begin", event.index, "", event.time, event.time)
-        if isinstance(event, ResultChanged):
-            begin = self._begin_times.get(event.index, event.time)
-            return SentenceEvent(
-                "partial",
-                event.index,
-                event.text,
-                begin,
-                event.time,
-                event.confidence,
-                event.words,
+    async def _read(self, leg: Leg) -> None:
+        """Deliver the leg's sentence events until TranscriptionCompleted; raise its failure."""
+        while True:
+            event = leg.protocol.receive(await leg.connection.recv())
+            if isinstance(event, Completed):
+                return
+            if isinstance(event, Failed):
+                raise failure_error(event)
+            sentence = self._timeline.event(event)
+            if sentence is None:
+                continue
+            if sentence.kind == "end":
+                # The sentence is the caller's: its audio is never needed again, and the stream
+                # made progress, which closes a fault episode.
+                self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
+                self._episode = None
+                self._room.set()
+            self._events.put_nowait(sentence)
+
+    async def _detach(self, leg: Leg) -> None:
+        if self._leg is leg:
+            self._leg = None
+        self._live.clear()
+        self._room.set()
+        replayer, self._replayer = self._replayer, None
+        if replayer is not None:
+            replayer.cancel()
+            await asyncio.gather(replayer, return_exceptions=True)
+        await leg.connection.close()
+
+    async def _resume(self, failed: Leg, failure: Exception) -> Leg | None:
+        """Start a new leg per policy; raise the typed error when the episode gives up.
+
+        None: the stream was stopping and every sentence is out, no audio left to hear.
+        """
+        episode = self._episode
+        if episode is None:
+            episode = self._episode = FaultEpisode(self._settings, failed.token)
+        error: Exception = failure
+        while True:
+            step = episode.decide(error)
+            if step.kind == "propagate":
+                raise error
+            if step.kind == "raise":
+                assert step.error is not None
+                raise step.error from step.cause
+            if self._stopping and self._buffer.size == 0:
+                return None
+            await episode.wait(step.delay)
+            permit = None
+            try:
+                token, permit = await episode.admit()
+                leg = await self._start_leg(token)
+            except BaseException as exc:
+                episode.settle(permit, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                error = exc
+                continue
+            episode.settle(permit, None)
+            self._resumed(leg, failed, error, episode)
+            return leg
+
+    def _resumed(self, leg: Leg, failed: Leg, cause: Exception, episode: FaultEpisode) -> None:
+        """Attach the new leg, tell the caller, and start its replay."""
+        buffer = self._buffer
+        replayed = buffer.ms(max(0, min(self._heard, buffer.end) - buffer.start))
+        gap = buffer.take_gap()
+        self._attach(leg)
+        failure = extract_failure(cause)
+        code = failure.effective_code if failure is not None else None
+        transport = failure.transport if failure is not None else None
+        what = str(code) if code is not None else transport or type(cause).__name__
+        record = episode.state.history[-1]
+        counters = self._counters
+        counters.reconnects += 1
+        counters.replayed_ms += replayed
+        self._events.put_nowait(
+            Reconnected(
+                cause=what,
+                code=code,
+                action=record.action or "retry",
+                attempt=episode.failures,
+                resume_time=buffer.start_ms,
+                replayed_ms=replayed,
+                task_id=leg.task_id,
+                previous_task_id=failed.task_id,
             )
-        if isinstance(event, SentenceEnded):
-            return SentenceEvent(
-                "end",
-                event.index,
-                event.text,
-                event.begin_time,
-                event.end_time,
-                event.confidence,
-                event.words,
-                event.timed_out,
+        )
+        emit(
+            "stream_resumed",
+            function="Transcriber",
+            code=code,
+            transport=transport,
+            action=record.action,
+            rule=record.rule,
+            attempt=episode.failures,
+            task_id=leg.task_id,
+            previous_task_id=failed.task_id,
+            resume_time=buffer.start_ms,
+            replayed_ms=replayed,
+        )
+        if gap is not None:
+            counters.gaps += 1
+            counters.gap_ms += gap[1] - gap[0]
+            self._events.put_nowait(AudioGap(*gap))
+            emit(
+                "stream_gap",
+                level="warning",
+                function="Transcriber",
+                task_id=leg.task_id,
+                begin_time=gap[0],
+                end_time=gap[1],
             )
-        return None
+        self._replayer = asyncio.create_task(self._replay(leg))
+
+    async def _replay(self, leg: Leg) -> None:
+        """Give a new leg the parameter changes, the buffered audio, and the stop if finishing."""
+        async with self._send_lock:
+            if self._controls and leg.protocol.state is State.STARTED:
+                try:
+                    await leg.connection.send(leg.protocol.control(self._controls))
+                except TransportError:
+                    return  # the event path sees the break
+            await self._flush(leg, self.replay_speed)
 
     def _end(self, error: BaseException | None) -> None:
+        if self._ended.is_set():
+            return
         self._error = error
         self._ended.set()
+        self._live.set()  # wake senders waiting for a leg or for room: they raise or stop
+        self._room.set()
         self._events.put_nowait(_END)
 
     # -- whole files -----------------------------------------------------------------------------
@@ -312,13 +627,14 @@ class Transcriber:
     ) -> list[SentenceEvent]:
         """Transcribe a whole file (or WAV / raw bytes); returns its sentences' end events.
 
-        Runs a task of its own with this Transcriber's settings and the audio's format and
-        sample rate. ``realtime`` paces PCM at real time, as the service expects (PROTOCOL.md
-        "Limits": no bursts far faster than real time); pass False only for short audio or a
-        simulator.
+        Runs a stream of its own with this Transcriber's settings and the audio's format and
+        sample rate; afterwards ``task_id``, ``attempts`` and :attr:`stats` describe that run.
+        ``realtime`` paces PCM at real time, as the service expects (PROTOCOL.md "Limits": no
+        bursts far faster than real time); ``realtime=False`` sends as fast as the gateway takes
+        it (and replays unpaced): for short audio or a simulator.
         """
         data = load_audio(audio, format=format, sample_rate=sample_rate)
-        task = Transcriber(
+        stream = Transcriber(
             self.url,
             self.appkey,
             self.tokens,
@@ -330,9 +646,21 @@ class Transcriber:
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
             stop_timeout=self.stop_timeout,
+            resume=self.resume if data.format == "pcm" else False,
+            max_buffer_seconds=self.max_buffer_seconds,
+            replay_speed=self.replay_speed if realtime else None,
         )
-        async with task:
-            async for frame in paced(data.frames(), data.bytes_per_second if realtime else None):
-                await task.send(frame)
-            await task.finish()
-        return [event async for event in task if event.kind == "end"]
+        try:
+            async with stream:
+                await stream.send_all(data.frames(), realtime=realtime)
+                await stream.finish()
+        finally:
+            self._adopt(stream)
+        return [event async for event in stream if event.kind == "end"]
+
+    def _adopt(self, other: Transcriber) -> None:
+        """Take over another stream's outcome (``transcribe_file``'s inner stream)."""
+        self.task_id, self.session_id = other.task_id, other.session_id
+        self.attempts, self.bytes_sent = other.attempts, other.bytes_sent
+        self._buffer, self._timeline = other._buffer, other._timeline
+        self._counters = other._counters

@@ -7,6 +7,7 @@ need it, so the adapters call :func:`load` when they are built.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import socket
 import threading
 import warnings
@@ -42,9 +43,10 @@ def load() -> ModuleType:
                     "ignore", message=r'"is" with a literal', category=SyntaxWarning
                 )
                 try:
-                    import nls  # type: ignore[import-untyped]
-                    import nls.exception  # type: ignore[import-untyped]
-                    import nls.websocket  # type: ignore[import-untyped]
+                    import nls  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+                    for submodule in ("nls.exception", "nls.websocket"):
+                        importlib.import_module(submodule)
                 except ImportError as exc:
                     raise ImportError(
                         "asr_resilience.sdk wraps the official SDK: pip install "

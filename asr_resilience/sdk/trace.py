@@ -126,11 +126,12 @@ class SdkLogTap(logging.Filter):
         return max(chosen, logging.WARNING) if self.quiet else chosen
 
     def _note(self, record: logging.LogRecord) -> None:
+        # The SDK formats its messages before logging them: skip the rest without formatting.
+        if not (isinstance(record.msg, str) and record.msg.startswith(_ERROR_PREFIX)):
+            return
         try:
             text = record.getMessage()
         except Exception:  # a malformed record is the SDK's problem, not the attempt's
-            return
-        if not text.startswith(_ERROR_PREFIX):
             return
         error = text[len(_ERROR_PREFIX) :].strip()
         match = _HANDSHAKE.search(error)
