@@ -17,9 +17,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._tenacity import async_retrying, sync_retrying
-from .call import CallSettings, CallState, CircuitOpen, QueueTimeout
+from .admission import admit_async, admit_sync, settle
+from .call import CallSettings, CallState
 from .clock import Clock
-from .runner import _throttled
 from .settings import PolicyLike, make_settings
 
 if TYPE_CHECKING:
@@ -54,18 +54,7 @@ class Attempt:
         tb: TracebackType | None,
     ) -> bool | None:
         permit, self._permit = self._permit, None
-        if exc is None:
-            if permit is not None:
-                permit.release("success")
-            state = self._state
-            scope = state.settings.scope()
-            now = state.settings.clock.monotonic()
-            if not state.history:
-                scope.on_success(now)
-            elif scope.breaker is not None:
-                scope.breaker.record_success(now)
-        elif permit is not None:
-            permit.release("throttled" if _throttled(exc) else "dropped")
+        settle(self._state, permit, exc)
         result: bool | None = self._manager.__exit__(exc_type, exc, tb)
         return result
 
@@ -92,7 +81,7 @@ class retrying:
         state = CallState(s, s.clock.monotonic())
         for manager in sync_retrying(state, s.clock):
             try:
-                permit = self._prepare_sync(state)
+                permit = admit_sync(state)
             except Exception as exc:
                 _feed(manager, exc)
                 continue
@@ -103,49 +92,11 @@ class retrying:
         state = CallState(s, s.clock.monotonic())
         async for manager in async_retrying(state, s.clock):
             try:
-                permit = await self._prepare_async(state)
+                permit = await admit_async(state)
             except Exception as exc:
                 _feed(manager, exc)
                 continue
             yield Attempt(state, manager, permit)
-
-    def _prepare_sync(self, state: CallState) -> Permit | None:
-        s = state.settings
-        scope = s.scope()
-        if scope.breaker is not None and not scope.breaker.allow(s.clock.monotonic()):
-            raise CircuitOpen()
-        permit = None
-        if scope.limiter is not None:
-            permit = scope.limiter.acquire_sync(timeout=max(0.0, state.remaining()))
-            if permit is None:
-                raise QueueTimeout()
-        if s.tokens is not None:
-            try:
-                state.token = s.tokens.current() or s.tokens.get_sync()
-            except BaseException:
-                if permit is not None:
-                    permit.release("dropped")
-                raise
-        return permit
-
-    async def _prepare_async(self, state: CallState) -> Permit | None:
-        s = state.settings
-        scope = s.scope()
-        if scope.breaker is not None and not scope.breaker.allow(s.clock.monotonic()):
-            raise CircuitOpen()
-        permit = None
-        if scope.limiter is not None:
-            permit = await scope.limiter.acquire(timeout=max(0.0, state.remaining()))
-            if permit is None:
-                raise QueueTimeout()
-        if s.tokens is not None:
-            try:
-                state.token = s.tokens.current() or await s.tokens.get()
-            except BaseException:
-                if permit is not None:
-                    permit.release("dropped")
-                raise
-        return permit
 
 
 def _feed(manager: Any, exc: BaseException) -> None:

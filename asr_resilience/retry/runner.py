@@ -12,19 +12,11 @@ from typing import Any, TypeVar
 from ..extract import rest_result
 from ..failure import Failure
 from ._tenacity import async_retrying, sync_retrying
-from .call import CallSettings, CallState, CircuitOpen, QueueTimeout, ResultFailure
+from .admission import THROTTLE_CODE, admit_async, admit_sync, settle
+from .call import CallSettings, CallState, ResultFailure
 
 R = TypeVar("R")
-THROTTLE_CODE = 40000005
-
-
-def _throttled(exc: BaseException) -> bool:
-    from ..extract import extract_failure
-
-    failure = exc.failure if isinstance(exc, ResultFailure) else extract_failure(exc)
-    return failure is not None and (
-        failure.code == THROTTLE_CODE or (failure.code is None and failure.http_status == 429)
-    )
+__all__ = ["THROTTLE_CODE", "attempt_async", "attempt_sync", "call_async", "call_sync"]
 
 
 def _check(settings: CallSettings, result: Any) -> None:
@@ -38,28 +30,16 @@ def attempt_sync(
     state: CallState, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> R:
     """One blocking attempt with the scope's breaker, limiter and the current token."""
-    s = state.settings
-    scope = s.scope()
-    if scope.breaker is not None and not scope.breaker.allow(s.clock.monotonic()):
-        raise CircuitOpen()
-    permit = None
-    if scope.limiter is not None:
-        permit = scope.limiter.acquire_sync(timeout=max(0.0, state.remaining()))
-        if permit is None:
-            raise QueueTimeout()
+    permit = admit_sync(state)
     try:
-        if s.tokens is not None:
-            token = s.tokens.current() or s.tokens.get_sync()
-            state.token = kwargs["token"] = token
+        if state.settings.tokens is not None:
+            kwargs["token"] = state.token
         result = fn(*args, **kwargs)
-        _check(s, result)
+        _check(state.settings, result)
     except BaseException as exc:
-        if permit is not None:
-            permit.release("throttled" if _throttled(exc) else "dropped")
+        settle(state, permit, exc)
         raise
-    if permit is not None:
-        permit.release("success")
-    _succeeded(state)
+    settle(state, permit, None)
     return result
 
 
@@ -70,38 +50,17 @@ async def attempt_async(
     kwargs: dict[str, Any],
 ) -> R:
     """One asynchronous attempt with the scope's breaker, limiter and the current token."""
-    s = state.settings
-    scope = s.scope()
-    if scope.breaker is not None and not scope.breaker.allow(s.clock.monotonic()):
-        raise CircuitOpen()
-    permit = None
-    if scope.limiter is not None:
-        permit = await scope.limiter.acquire(timeout=max(0.0, state.remaining()))
-        if permit is None:
-            raise QueueTimeout()
+    permit = await admit_async(state)
     try:
-        if s.tokens is not None:
-            token = s.tokens.current() or await s.tokens.get()
-            state.token = kwargs["token"] = token
+        if state.settings.tokens is not None:
+            kwargs["token"] = state.token
         result = await fn(*args, **kwargs)
-        _check(s, result)
+        _check(state.settings, result)
     except BaseException as exc:
-        if permit is not None:
-            permit.release("throttled" if _throttled(exc) else "dropped")
+        settle(state, permit, exc)
         raise
-    if permit is not None:
-        permit.release("success")
-    _succeeded(state)
+    settle(state, permit, None)
     return result
-
-
-def _succeeded(state: CallState) -> None:
-    scope = state.settings.scope()
-    now = state.settings.clock.monotonic()
-    if not state.history:
-        scope.on_success(now)
-    elif scope.breaker is not None:
-        scope.breaker.record_success(now)
 
 
 def call_sync(
