@@ -202,7 +202,7 @@ def _collect(reports: Any, barrier: Any, workers: list[Any], timeout: float) -> 
     """Every worker's report; a worker that failed breaks the barrier so no other one hangs."""
     collected: dict[int, WorkerReport] = {}
     deadline = time.monotonic() + timeout
-    grace = 0  # polls left for the report of a worker that has exited
+    grace = 0  # empty polls since a worker exited without its report
     while len(collected) < len(workers):
         try:
             report: WorkerReport = reports.get(timeout=1.0)

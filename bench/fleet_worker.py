@@ -27,8 +27,8 @@ class WorkerReport(TypedDict):
     """What one worker tells the parent (plain data: it crosses a process boundary)."""
 
     index: int
-    started: float  # time.time() when the first call was issued
-    ended: float  # time.time() when the last call returned
+    started: float  # time.time() when the calls were issued (after the common start)
+    ended: float  # time.time() when the last call ended
     ok: int
     failed: dict[str, int]  # exception type (and vendor code of its cause) -> calls
     attempts: int  # attempts of the successful calls, the first included
@@ -47,8 +47,8 @@ def _label(exc: BaseException) -> str:
 
 
 async def _calls(
-    recognizer: ar.Recognizer, calls: int, concurrency: int
-) -> tuple[int, Counter[str], int]:
+    recognizer: ar.Recognizer, calls: int, concurrency: int, report: WorkerReport
+) -> None:
     audio = tone_audio(300)
     gate = asyncio.Semaphore(concurrency)
 
@@ -56,7 +56,9 @@ async def _calls(
         async with gate:
             return await recognizer.recognize(audio)
 
+    report["started"] = time.time()
     results = await asyncio.gather(*(one() for _ in range(calls)), return_exceptions=True)
+    report["ended"] = time.time()
     failed: Counter[str] = Counter()
     ok = attempts = 0
     for result in results:
@@ -65,7 +67,7 @@ async def _calls(
         else:
             ok += 1
             attempts += result.attempts
-    return ok, failed, attempts
+    report["ok"], report["failed"], report["attempts"] = ok, dict(failed), attempts
 
 
 def work(
@@ -102,10 +104,7 @@ def work(
         if fleet_stats is not None:
             fleet_stats()  # one round trip: the connection is open
         barrier.wait(120)
-        report["started"] = time.time()
-        ok, failed, attempts = asyncio.run(_calls(recognizer, calls, concurrency))
-        report["ended"] = time.time()
-        report["ok"], report["failed"], report["attempts"] = ok, dict(failed), attempts
+        asyncio.run(_calls(recognizer, calls, concurrency, report))
         stats = getattr(limiter, "stats", None)
         if stats is not None:
             report["lost_leases"] = int(stats().get("lost_leases", 0))

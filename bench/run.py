@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from . import classify, outage, overhead, quota, simulator, token_storm
+from . import classify, fleet, outage, overhead, quota, simulator, token_storm
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -27,6 +28,14 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
     }
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _quiet() -> None:
@@ -75,6 +84,9 @@ def table(results: dict[str, Any]) -> str:
     sim = results.get("simulator")
     if sim:
         lines.append(f"simulator: {sim['sessions_per_second']:.0f} one-sentence sessions/s")
+    f = results.get("fleet")
+    if f:
+        lines.append(fleet.table(f))
     c = results.get("classify")
     if c:
         lines.append(f"classify: {c['decisions_per_second']:,} code-only decisions/s")
@@ -90,6 +102,10 @@ def main() -> int:
     results["outage"] = _timed("outage", outage.run)
     results["token_storm"] = _timed("token_storm", token_storm.run)
     results["simulator"] = _timed("simulator", simulator.run)
+    if _redis_answers():
+        results["fleet"] = _timed("fleet", fleet.run)
+    else:
+        print("- fleet skipped: no Redis at 127.0.0.1:6379 (start one to measure the fleet)")
     results["machine"] = machine()
     print()
     print(table(results))

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from asr_resilience.limits.limiter import DECREASE
+
 from . import fleet_support as fs
 
 fs.require_redis_py()
@@ -257,7 +259,7 @@ def test_no_worker_starves_against_a_busier_one(redis_url: str, prefix: str) -> 
 
 
 def test_adaptive_limit_grows_on_success_and_is_cut_once_per_round(make: Any) -> None:
-    """Without a quota the fleet limit grows on successes and halves once per round of 40000005."""
+    """Without a quota the fleet limit grows on successes and is cut once per round of 40000005."""
     worker_a = make(initial=2, min_limit=1, max_limit=16)
     worker_b = make(initial=2, min_limit=1, max_limit=16)
     for _ in range(3):
@@ -273,7 +275,7 @@ def test_adaptive_limit_grows_on_success_and_is_cut_once_per_round(make: Any) ->
         permit.release("throttled")  # one 40000005 per worker, same round
     fs.wait_until(lambda: worker_a.fleet_stats()["epoch"] == before["epoch"] + 1, what="a cut")
     after = worker_b.fleet_stats()
-    assert after["limit"] == max(1.0, before["limit"] / 2)
+    assert after["limit"] == max(1.0, before["limit"] * DECREASE)
     assert after["epoch"] == before["epoch"] + 1  # the second throttle of the round did not cut
 
 

@@ -140,8 +140,9 @@ if ARGV[2] == 'success' then
     redis.call('HSET', KEYS[2], 'limit', tostring(limit))
   end
 elseif ARGV[2] == 'throttled' and tonumber(ARGV[3]) == epoch then
-  -- One cut per round: only a permit granted since the latest cut may cut again.
-  ssthresh = math.max(lowest, limit * 0.5)
+  -- One cut per round: only a permit granted since the latest cut may cut again. The cut is
+  -- AdaptiveLimiter's DECREASE (0.75): a hard quota wants a gentler cut than TCP's halving.
+  ssthresh = math.max(lowest, limit * 0.75)
   limit = ssthresh
   redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'ssthresh', tostring(ssthresh),
              'epoch', epoch + 1)
