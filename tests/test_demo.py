@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from asr_resilience.cli import main
-from asr_resilience.demo import plan
+from asr_resilience.demo import fleet, plan
 
 
 def test_demo_runs_and_every_call_matches(
@@ -19,7 +20,9 @@ def test_demo_runs_and_every_call_matches(
     summary = tmp_path / "demo.json"
     figure = tmp_path / "demo.png"
     log = tmp_path / "demo.log"
-    status = main(["demo", "--json", str(summary), "--plot", str(figure), "--log", str(log)])
+    status = main(
+        ["demo", "--no-fleet", "--json", str(summary), "--plot", str(figure), "--log", str(log)]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     data = json.loads(summary.read_text(encoding="utf-8"))
@@ -27,6 +30,7 @@ def test_demo_runs_and_every_call_matches(
     assert data["calls"] == calls
     assert data["matched_expectation"] == calls
     assert data["mismatches"] == []
+    assert data["fleet"] is None
     assert data["successes"] == sum(1 for c in plan.workload() if c.expected == "ok")
     # The chaos really happened and was handled: throttling, a revoked token, gRPC errors.
     assert data["throttled_attempts"] > 0
@@ -54,7 +58,29 @@ def test_demo_check_fails_on_a_wrong_expectation(
         return calls
 
     monkeypatch.setattr(plan, "workload", tampered)
-    status = main(["demo", "--log", str(tmp_path / "demo.log")])
+    status = main(["demo", "--no-fleet", "--log", str(tmp_path / "demo.log")])
     out = capsys.readouterr().out
     assert status == 1
     assert "expected ok, got FailFastError" in out
+
+
+def test_demo_fleet_part_keeps_the_shared_quota(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With Redis, worker processes share the account's quota: peak = quota, no 40000005."""
+    if fleet.redis_url() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide Redis at 127.0.0.1:6379 (.ci/run starts one)")
+        pytest.skip("no Redis answers at 127.0.0.1:6379: the demo's fleet part cannot run")
+    summary = tmp_path / "demo.json"
+    status = main(["demo", "--json", str(summary), "--log", str(tmp_path / "demo.log")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    part = data["fleet"]
+    assert part["workers"] == fleet.WORKERS
+    assert part["calls"] == fleet.WORKERS * fleet.CALLS
+    assert part["throttled"] == 0
+    assert part["max_concurrent"] == part["quota"] == fleet.QUOTA
+    assert data["mismatches"] == []
+    assert "shared through Redis" in out

@@ -37,6 +37,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     parser.add_argument("--log", metavar="FILE", default=DEFAULT_LOG, help="structlog events file")
     parser.add_argument("--verbose", action="store_true", help="events to the console instead")
+    parser.add_argument(
+        "--no-fleet", action="store_true", help="skip the fleet part even when Redis answers"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -93,7 +96,7 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import plan, report, runner
+    from ..demo import fleet, plan, report, runner
     from ..demo.record import Recorder
 
     policy = load_policy(args.policy)
@@ -101,12 +104,14 @@ def run(args: argparse.Namespace) -> int:
     handle = _configure_logging(args.verbose, log_path)
     recorder = Recorder()
     bar = _Bar(sys.stderr)
+    redis_url = None if args.no_fleet else fleet.redis_url()
     try:
+        fleet_note = "" if redis_url else " (fleet part skipped: no Redis answers)"
         sys.stderr.write(
             f"asr-resilience demo: {len(plan.workload())} calls, account quota {plan.QUOTA}, "
-            f"client concurrency {plan.CONCURRENCY}, policy {policy.name!r}\n"
+            f"client concurrency {plan.CONCURRENCY}, policy {policy.name!r}{fleet_note}\n"
         )
-        extra = asyncio.run(runner.run(policy, recorder, bar))
+        extra = asyncio.run(runner.run(policy, recorder, bar, fleet_redis=redis_url))
     finally:
         bar.close()
         structlog.reset_defaults()

@@ -50,6 +50,8 @@ def accounts() -> list[Account]:
             quota=QUOTA,
         ),
         Account(name="neighbour", appkeys=("neighbour-appkey",), access_key_id="LTAI-n"),
+        # The fleet part's account: worker processes share its quota through Redis.
+        Account(name="fleet", appkeys=("fleet-appkey",), access_key_id="LTAI-f", quota=4),
     ]
 
 

@@ -34,6 +34,23 @@ def summary(recorder: Recorder, extra: dict[str, Any], policy: Policy) -> dict[s
         entry["outcome"] = "raised to the caller" if raised else "recovered"
     sim = extra.get("simulator", {})
     total_attempts = sum(attempts)
+    mismatches = [
+        {"index": c.index, "kind": c.kind, "expected": c.expected, "got": c.outcome, "why": c.why}
+        for c in calls
+        if not c.matched
+    ]
+    fleet = extra.get("fleet")
+    if isinstance(fleet, dict) and (fleet["throttled"] or fleet["max_concurrent"] > fleet["quota"]):
+        # The fleet's promise: the shared quota is never exceeded, so the vendor never throttles.
+        mismatches.append(
+            {
+                "index": -1,
+                "kind": "fleet",
+                "expected": f"at most {fleet['quota']} connections, no 40000005",
+                "got": f"peak {fleet['max_concurrent']}, {fleet['throttled']} throttled",
+                "why": "shared quota",
+            }
+        )
     return {
         "policy": policy.name,
         "calls": len(calls),
@@ -62,6 +79,7 @@ def summary(recorder: Recorder, extra: dict[str, Any], policy: Policy) -> dict[s
             "mean": round(statistics.fmean(latencies), 3) if latencies else 0.0,
         },
         "by_code": by_code,
+        "fleet": extra.get("fleet"),
         "simulator": sim,
     }
 
@@ -86,6 +104,15 @@ def table(data: dict[str, Any]) -> str:
     ]
     for code, row in data["by_code"].items():
         lines.append(f"{code:<22}{row['count']:>16}  {row['action']:<14} {row['outcome']}")
+    fleet = data.get("fleet")
+    if fleet:
+        lines += [
+            "",
+            f"fleet: {fleet['workers']} worker processes x concurrency "
+            f"{fleet['concurrency_per_worker']}, {fleet['calls']} calls, one account quota "
+            f"{fleet['quota']} shared through Redis: peak {fleet['max_concurrent']} connections, "
+            f"{fleet['throttled']} throttled",
+        ]
     lines.append("")
     verdict = "every call ended as the scenario says" if not data["mismatches"] else "MISMATCHES:"
     lines.append(f"{data['matched_expectation']}/{data['calls']} calls as expected: {verdict}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from .. import errors
@@ -19,9 +20,16 @@ Progress = Callable[[int, int], None]
 
 
 async def run(
-    policy: Policy, recorder: Recorder, progress: Progress | None = None
+    policy: Policy,
+    recorder: Recorder,
+    progress: Progress | None = None,
+    *,
+    fleet_redis: str | None = None,
 ) -> dict[str, object]:
-    """Run the whole workload; fills ``recorder`` and returns the simulator's counters."""
+    """Run the whole workload, and the fleet part when ``fleet_redis`` names a Redis.
+
+    Fills ``recorder``; returns the simulator's counters and the fleet part's figures.
+    """
     calls = plan.workload()
     remove = add_hook(recorder.hook)
     try:
@@ -61,7 +69,11 @@ async def run(
                     progress(done, len(calls))
 
             await asyncio.gather(*(one(call) for call in calls))
-            return {"simulator": sim.stats.snapshot(), "provider_calls": tokens.provider_calls}
+            result: dict[str, object] = {"provider_calls": tokens.provider_calls}
+            if fleet_redis is not None:
+                result["fleet"] = await _fleet(sim, fleet_redis, recorder)
+            result["simulator"] = sim.stats.snapshot()
+            return result
     finally:
         remove()
 
@@ -92,3 +104,32 @@ async def _perform(
     if not ends:
         raise RuntimeError("the transcription returned no sentence")
     return transcriber.attempts or 1
+
+
+async def _fleet(sim: Simulator, url: str, recorder: Recorder) -> dict[str, object]:
+    """Worker processes sharing the fleet account's quota through Redis."""
+    from . import audio, fleet
+
+    before = sim.stats.snapshot()["throttled"]
+    offset = time.time() - time.monotonic()  # worker times are wall clock
+    outcome = await fleet.run(
+        sim.gateway_url, sim.token("fleet"), url, audio.speech([(600, 180.0)], gap_ms=300)
+    )
+    records = outcome["records"]
+    assert isinstance(records, list)
+    base = len(recorder.calls)
+    for n, (result, attempts, start, end) in enumerate(records):
+        record = CallRecord(base + n, "fleet", "ok", "fleet worker", start - offset - recorder.t0)
+        record.end = end - offset - recorder.t0
+        record.outcome = result
+        record.attempts = attempts
+        recorder.calls.append(record)
+    stats = sim.stats.snapshot()
+    return {
+        "workers": outcome["workers"],
+        "calls": len(records),
+        "quota": fleet.QUOTA,
+        "concurrency_per_worker": fleet.CONCURRENCY,
+        "throttled": stats["throttled"] - before,
+        "max_concurrent": stats["max_concurrent"].get("fleet", 0),
+    }
