@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import AsrResilienceError, PolicyError
+from ..observe import redact_text
 from . import demo, explain, policy_cmd, recognize, simulate
+
+DEBUG_ENV = "ASR_RESILIENCE_DEBUG"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. `| head`) went away: not an error of ours.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # A file the user named cannot be read or written: say which, in one line.
+        sys.stderr.write(f"asr-resilience: {exc}\n")
+        return 2
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        sys.stderr.write(
+            f"asr-resilience: unexpected {type(exc).__name__}: {redact_text(str(exc))} "
+            f"(set {DEBUG_ENV}=1 for the traceback)\n"
+        )
+        return 1
     return status
 
 
