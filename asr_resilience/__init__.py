@@ -7,11 +7,15 @@ actions (retry, refresh-token, fail-fast, fix-client), and the machinery that ca
 from .attempts import AttemptRecord
 from .catalog import Catalog, CatalogEntry, catalog, code_class
 from .clients import (
+    AudioGap,
     AudioSourceError,
     Recognition,
     Recognizer,
+    Reconnected,
     RestRecognizer,
     SentenceEvent,
+    StreamEvent,
+    StreamStats,
     Transcriber,
 )
 from .errors import (
@@ -46,6 +50,7 @@ __all__ = [
     "AsrResilienceError",
     "Attempt",
     "AttemptRecord",
+    "AudioGap",
     "AudioSourceError",
     "Backoff",
     "Catalog",
@@ -67,6 +72,7 @@ __all__ = [
     "ProtocolError",
     "Recognition",
     "Recognizer",
+    "Reconnected",
     "RedisTokenCache",
     "RemoteProtocolError",
     "ResilienceError",
@@ -79,6 +85,8 @@ __all__ = [
     "SdkTranscriber",
     "SentenceEvent",
     "StaticToken",
+    "StreamEvent",
+    "StreamStats",
     "Token",
     "TokenManager",
     "TokenProviderError",

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from . import classify, fleet, outage, overhead, quota, simulator, token_storm
+from . import classify, fleet, outage, overhead, quota, simulator, streaming, token_storm
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -84,6 +84,14 @@ def table(results: dict[str, Any]) -> str:
     sim = results.get("simulator")
     if sim:
         lines.append(f"simulator: {sim['sessions_per_second']:.0f} one-sentence sessions/s")
+    st = results.get("streaming")
+    if st:
+        lines.append(
+            f"streaming (10 min, {st['faults']} faults): {st['sentences_delivered']}/"
+            f"{st['sentences_expected']} sentences, {st['duplicates']} duplicates, "
+            f"{st['missing']} missing, {st['replayed_seconds']} s replayed, "
+            f"peak buffer {st['peak_buffer_seconds']} s"
+        )
     f = results.get("fleet")
     if f:
         lines.append(fleet.table(f))
@@ -102,6 +110,7 @@ def main() -> int:
     results["outage"] = _timed("outage", outage.run)
     results["token_storm"] = _timed("token_storm", token_storm.run)
     results["simulator"] = _timed("simulator", simulator.run)
+    results["streaming"] = _timed("streaming", streaming.run)
     if _redis_answers():
         results["fleet"] = _timed("fleet", fleet.run)
     else:

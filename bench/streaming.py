@@ -31,7 +31,6 @@ from typing import Any
 
 import asr_resilience as ar
 from asr_resilience.clients import (
-    FRAME_BYTES,
     Reconnected,
     SentenceEvent,
     StreamEvent,
@@ -46,6 +45,7 @@ from .common import policy
 
 SECONDS = 600
 SPEED = 200
+FRAME_MS = 400
 FAULT_AFTER_MS = 30_000
 CODE_EVERY = 4
 TOLERANCE_MS = 20
@@ -86,10 +86,14 @@ async def _stream(
                     events.append(event)
 
             collector = asyncio.create_task(collect())
-            frames = paced(split_frames(audio, FRAME_BYTES), BYTES_PER_SECOND * speed)
-            await t.send_all(frames, realtime=False)
-            await t.finish()
-        await collector
+            try:
+                frames = paced(split_frames(audio, FRAME_MS * 32), BYTES_PER_SECOND * speed)
+                await t.send_all(frames, realtime=False)
+                await t.finish()
+            finally:
+                # The stream's error, if any, is raised by send_all / finish; the collector
+                # ends with the same one.
+                await asyncio.gather(collector, return_exceptions=True)
         elapsed = time.perf_counter() - start
         return events, t, sim.stats.snapshot(), elapsed
 

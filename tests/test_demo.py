@@ -38,6 +38,11 @@ def test_demo_runs_and_every_call_matches(
     assert data["by_code"]["50000000"]["action"] == "retry"
     assert data["by_code"]["41010105"]["outcome"] == "raised to the caller"
     assert data["retry_amplification"] > 1.0
+    # The real-time stream was cut twice and resumed: the same sentences as its audio holds.
+    stream = data["stream"]
+    assert stream["reconnects"] == 2
+    assert stream["identical"] is True
+    assert stream["sentences_delivered"] == stream["sentences_expected"] > 5
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert any(e["event"] == "asr_resilience.retry_scheduled" for e in events)

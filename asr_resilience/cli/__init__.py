@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..errors import AsrResilienceError, PolicyError
 from ..observe import redact_text
-from . import demo, explain, policy_cmd, recognize, simulate
+from . import demo, explain, policy_cmd, recognize, simulate, transcribe
 
 DEBUG_ENV = "ASR_RESILIENCE_DEBUG"
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.register(commands)
     policy_cmd.register(commands)
     recognize.register(commands)
+    transcribe.register(commands)
     simulate.register(commands)
     demo.register(commands)
     return parser

@@ -61,14 +61,19 @@ from .results import AudioGap, Reconnected, SentenceEvent, StreamEvent, StreamSt
 from .task import failure_error
 from .timeline import Timeline
 
-__all__ = ["DEFAULT_REPLAY_SPEED", "Transcriber"]
+__all__ = ["DEFAULT_REPLAY_SPEED", "QUIET_SECONDS", "Transcriber"]
 
 DEFAULT_REPLAY_SPEED = 3.0
 """Replay pace after a reconnect, in multiples of real time. PROTOCOL.md "Limits": the gateway
 does not take bursts far faster than real time and publishes no rate [?]; 3x clears a few
 seconds of buffer quickly without being a burst."""
-REPLAY_CHUNK = 4 * FRAME_BYTES
-"""Bytes per replayed frame: 400 ms at 16 kHz, under the 16 KiB frame limit."""
+QUIET_SECONDS = 2.0
+"""How long an unpaced sender waits for a sentence to end before the buffer's bound may drop
+audio in flight: time for a gateway to catch up with what the sockets hold, and well inside its
+client-data timeout (PROTOCOL.md "Limits": 41040201 when audio stops flowing)."""
+PACED_CHUNK = FRAME_BYTES
+"""Bytes per frame of a paced replay: 100 ms at 16 kHz, the size the gateway's pacing expects
+(PROTOCOL.md "Directives": 3200 bytes each 100 ms). Unpaced, frames go up to the 16 KiB limit."""
 
 
 class _End:
@@ -96,6 +101,11 @@ class Transcriber:
     ``resume`` (default: on for PCM) resumes the stream after a retryable failure;
     ``max_buffer_seconds`` bounds the replay buffer; ``replay_speed`` paces the replay in
     multiples of real time (None: as fast as the connection takes it).
+
+    The policy's attempts and deadline bound one fault episode, not the stream: the failures
+    since the stream last delivered a sentence. A sentence delivered after a reconnect closes
+    the episode, so a stream survives any number of separated faults and still gives up, with
+    the policy's typed error, on a gateway that keeps failing.
 
     After opening, ``task_id`` and ``session_id`` name the current task (they change on a
     reconnect), ``attempts`` counts the attempts the opening took, ``bytes_sent`` the caller's
@@ -176,8 +186,9 @@ class Transcriber:
         self._send_lock = asyncio.Lock()
         self._events: asyncio.Queue[StreamEvent | _End] = asyncio.Queue()
         self._ended = asyncio.Event()
-        self._live = asyncio.Event()  # a leg is up and has every byte sent so far
+        self._live = asyncio.Event()  # a leg is up and its replay is done
         self._room = asyncio.Event()  # something changed that may make room in the buffer
+        self._committed = asyncio.Event()  # a sentence ended (or the stream did)
         self._error: BaseException | None = None
         self._reported = False  # the failure was raised to the caller at least once
         self._stopping = False
@@ -261,19 +272,45 @@ class Transcriber:
     async def send(self, chunk: bytes) -> None:
         """Send audio; a chunk over 16 KiB goes as several frames (PROTOCOL.md "Directives").
 
-        While a reconnect is under way this does not wait: the audio is kept and goes to the
-        new task after the replay. It waits only when the replay buffer is full of audio no task
-        has been sent yet.
+        Made for a live source, it does not wait for a reconnect: the audio is kept and goes to
+        the new task after the replay. It waits only while the replay buffer is full of audio no
+        task has been sent yet; past the bound it drops the oldest audio a task has been sent
+        (an :class:`AudioGap` if a resume would have needed it).
         """
+        await self._send(chunk, patient=False)
+
+    async def send_all(
+        self, frames: AsyncIterable[bytes] | Iterable[bytes], *, realtime: bool = True
+    ) -> None:
+        """Send a recording frame by frame (PCM: 100 ms frames suit the gateway).
+
+        ``realtime`` paces PCM at real time, like a live source (PROTOCOL.md "Limits": no
+        bursts far faster than real time). ``realtime=False`` sends as fast as the gateway
+        takes it; unlike a live source it waits out a reconnect instead of piling the rest of
+        the recording into the buffer, and waits for sentences to end instead of dropping audio
+        still in flight when the buffer is full (up to :data:`QUIET_SECONDS` without one).
+        """
+        pace = self._bytes_per_second if realtime else None
+        async for frame in paced(frames, pace):
+            if not realtime:
+                # A socket with room takes a frame without suspending: yield, or the event
+                # path (whose sentence ends free the buffer) would wait for the whole file.
+                await asyncio.sleep(0)
+                await self._wait_live()
+            await self._send(frame, patient=not realtime)
+
+    async def _send(self, chunk: bytes, *, patient: bool) -> None:
         self._require_open()
         if self._stopping:
             raise LocalProtocolError("audio after finish(): the stream is stopping")
         for frame in split_frames(chunk, MAX_AUDIO_FRAME):
-            await self._send_frame(frame)
+            await self._send_frame(frame, patient)
 
-    async def _send_frame(self, frame: bytes) -> None:
+    async def _send_frame(self, frame: bytes, patient: bool) -> None:
         """Keep one audio frame and send it on: every audio byte of the stream enters here."""
         self._raise_failure()
+        if patient:
+            await self._wait_for_commits(len(frame))
         while not self._buffer.has_room(len(frame), self._evictable()):
             self._room.clear()
             await self._room.wait()
@@ -290,21 +327,23 @@ class Transcriber:
         if error is not None:
             await self._broken(error)
 
-    async def send_all(
-        self, frames: AsyncIterable[bytes] | Iterable[bytes], *, realtime: bool = True
-    ) -> None:
-        """Send a recording frame by frame (PCM: 100 ms frames suit the gateway).
+    async def _wait_for_commits(self, size: int) -> None:
+        """Wait until ``size`` bytes fit without dropping uncommitted audio.
 
-        ``realtime`` paces PCM at real time, like a live source (PROTOCOL.md "Limits": no
-        bursts far faster than real time). ``realtime=False`` sends as fast as the gateway
-        takes it and, unlike a live source, waits out a reconnect instead of piling the rest of
-        the recording into the replay buffer.
+        An unpaced sender runs ahead of the recognizer by whatever the sockets hold (on
+        loopback, tens of seconds of audio): dropping that audio would lose sentences the
+        gateway has not heard yet. So it waits for sentence ends instead; after
+        :data:`QUIET_SECONDS` without one (a long sentence or silence the gateway has heard),
+        the bound may drop the oldest audio as for a live source.
         """
-        pace = self._bytes_per_second if realtime else None
-        async for frame in paced(frames, pace):
-            if not realtime:
-                await self._wait_live()
-            await self.send(frame)
+        while not self._buffer.has_room(size, self._buffer.start):
+            self._committed.clear()
+            try:
+                await asyncio.wait_for(self._committed.wait(), QUIET_SECONDS)
+            except asyncio.TimeoutError:
+                if self._live.is_set():
+                    return
+            self._raise_failure()
 
     async def control(self, payload: Mapping[str, Any]) -> None:
         """Send ControlTranscriber: change parameters mid-task (e.g. ``max_sentence_silence``).
@@ -376,6 +415,7 @@ class Transcriber:
         loop = asyncio.get_running_loop()
         began, base = loop.time(), leg.sent
         rate = self._buffer.bytes_per_second * pace if pace else None
+        size = PACED_CHUNK if rate else MAX_AUDIO_FRAME
         while leg is self._leg and leg.sent < self._buffer.end:
             if leg.protocol.state is not State.STARTED:
                 return None  # the task ended on its own (TaskFailed): the event path has it
@@ -384,7 +424,7 @@ class Transcriber:
                 if delay > 0:
                     await asyncio.sleep(delay)
                     continue
-            chunk = self._buffer.read(leg.sent, REPLAY_CHUNK)
+            chunk = self._buffer.read(leg.sent, size)
             try:
                 await leg.connection.send(leg.protocol.audio(chunk))
             except TransportError as exc:
@@ -492,11 +532,13 @@ class Transcriber:
             if sentence is None:
                 continue
             if sentence.kind == "end":
-                # The sentence is the caller's: its audio is never needed again, and the stream
-                # made progress, which closes a fault episode.
+                # The sentence is the caller's: its audio (up to SentenceEnd's `time`, PROTOCOL.md
+                # "Events") is never needed again, and the stream made progress, which closes a
+                # fault episode.
                 self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
                 self._episode = None
                 self._room.set()
+                self._committed.set()
             self._events.put_nowait(sentence)
 
     async def _detach(self, leg: Leg) -> None:
@@ -613,6 +655,7 @@ class Transcriber:
         self._ended.set()
         self._live.set()  # wake senders waiting for a leg or for room: they raise or stop
         self._room.set()
+        self._committed.set()
         self._events.put_nowait(_END)
 
     # -- whole files -----------------------------------------------------------------------------

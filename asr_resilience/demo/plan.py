@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..simulator import Account, Fault, Scenario, SimulatorConfig
+from ..simulator.engine import Sentence, SentenceDetector
 from . import audio
 
 Kind = Literal["one-sentence", "rest", "realtime"]
@@ -22,6 +23,8 @@ QUOTA = 6
 """The account's concurrency quota: smaller than the client's concurrency."""
 CONCURRENCY = 16
 TOKEN_TTL = 3600.0
+STREAM_SPEED = 20
+"""The real-time transcription is sent at this many times real time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,17 @@ def scenario() -> Scenario:
             # Dropped connections in the middle of the audio.
             Fault("close", "audio", after_ms=100, sessions=(9, 41), service=("SpeechRecognizer",)),
             Fault("reset", "audio", after_ms=100, sessions=(33,), service=("SpeechRecognizer",)),
+            # The real-time stream loses its connection after 12 s of audio, and the task that
+            # resumes it fails with a gRPC error 12 s later: it must resume both times.
+            Fault("close", "audio", after_ms=12000, times=1, service=("SpeechTranscriber",)),
+            Fault(
+                "code",
+                "audio",
+                code=50000000,
+                after_ms=12000,
+                times=1,
+                service=("SpeechTranscriber",),
+            ),
         ],
         seed=2026,
     )
@@ -152,3 +166,11 @@ def workload() -> list[Call]:
         calls.append(call)
     calls.append(Call(64, "realtime", "ok", why="45 s recording", audio=audio.recording(45)))
     return calls  # fmt: skip
+
+
+def expected_sentences(pcm: bytes) -> list[Sentence]:
+    """The sentences the audio itself contains, as one uninterrupted task would report them."""
+    detector = SentenceDetector(sample_rate=16000)
+    detector.feed(pcm)
+    detector.flush()
+    return list(detector.finished)

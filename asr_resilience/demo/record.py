@@ -44,6 +44,8 @@ class Recorder:
     t0: float = field(default_factory=time.monotonic)
     calls: list[CallRecord] = field(default_factory=list)
     events: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    stream: dict[str, Any] = field(default_factory=dict)
+    """The real-time transcription's figures (reconnects, replayed audio, sentence check)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> float:

@@ -80,6 +80,7 @@ def summary(recorder: Recorder, extra: dict[str, Any], policy: Policy) -> dict[s
         },
         "by_code": by_code,
         "fleet": extra.get("fleet"),
+        "stream": recorder.stream or None,
         "simulator": sim,
     }
 
@@ -104,6 +105,16 @@ def table(data: dict[str, Any]) -> str:
     ]
     for code, row in data["by_code"].items():
         lines.append(f"{code:<22}{row['count']:>16}  {row['action']:<14} {row['outcome']}")
+    stream = data.get("stream")
+    if stream:
+        lines += [
+            "",
+            f"real-time stream: {stream['sentences_delivered']}/{stream['sentences_expected']} "
+            f"sentences, identical to the audio's: {'yes' if stream['identical'] else 'NO'}; "
+            f"{stream['reconnects']} reconnects, {stream['replayed_seconds']:.1f} s replayed, "
+            f"{stream['duplicates_dropped']} duplicates dropped, peak buffer "
+            f"{stream['peak_buffer_seconds']:.1f} s",
+        ]
     fleet = data.get("fleet")
     if fleet:
         lines += [

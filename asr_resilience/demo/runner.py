@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 
 from .. import errors
-from ..clients import Recognizer, RestRecognizer, Transcriber
+from ..clients import Recognizer, RestRecognizer, SentenceEvent, Transcriber
+from ..clients.audio import paced, split_frames
 from ..observe import add_hook
 from ..policy import Policy
 from ..simulator import Simulator
@@ -54,7 +55,7 @@ async def run(
                     recorder.calls.append(record)
                     try:
                         record.attempts = await _perform(
-                            call, sim.gateway_url, sim.rest_url, tokens, policy
+                            call, sim.gateway_url, sim.rest_url, tokens, policy, recorder
                         )
                         record.outcome = "ok"
                     except errors.ResilienceError as exc:
@@ -79,7 +80,12 @@ async def run(
 
 
 async def _perform(
-    call: plan.Call, gateway: str, rest: str, tokens: TokenManager, policy: Policy
+    call: plan.Call,
+    gateway: str,
+    rest: str,
+    tokens: TokenManager,
+    policy: Policy,
+    recorder: Recorder,
 ) -> int:
     """One call; returns the attempts it took."""
     scope = plan.APPKEY  # one quota, one budget for the account, whichever client calls
@@ -97,12 +103,60 @@ async def _perform(
             call.audio, format="pcm", sample_rate=call.sample_rate
         )
         return outcome.attempts
+    return await _stream(call, gateway, tokens, policy, scope, recorder)
+
+
+async def _stream(
+    call: plan.Call,
+    gateway: str,
+    tokens: TokenManager,
+    policy: Policy,
+    scope: str,
+    recorder: Recorder,
+) -> int:
+    """The real-time transcription: resumed across the scenario's stream faults, then checked
+    sentence by sentence against what the audio itself contains."""
     transcriber = Transcriber(gateway, call.appkey, tokens, policy, scope=scope)
-    ends = await transcriber.transcribe_file(
-        call.audio, realtime=False, format="pcm", sample_rate=16000
+    ends: list[SentenceEvent] = []
+    async with transcriber:
+
+        async def collect() -> None:
+            async for event in transcriber:
+                if isinstance(event, SentenceEvent) and event.kind == "end":
+                    ends.append(event)
+
+        collector = asyncio.create_task(collect())
+        try:
+            # Faster than real time (the demo has a minute), slow enough that little audio is
+            # in flight when a fault strikes: a resume then replays about one sentence.
+            frames = paced(split_frames(call.audio, 12800), 32000 * plan.STREAM_SPEED)
+            await transcriber.send_all(frames, realtime=False)
+            await transcriber.finish()
+        finally:
+            await asyncio.gather(collector, return_exceptions=True)
+    expected = plan.expected_sentences(call.audio)
+    found = [(e.index, e.text) for e in ends]
+    wanted = [(i, s.text) for i, s in enumerate(expected, 1)]
+    close = all(
+        abs(e.begin_time - s.begin_time) <= 20 and abs(e.end_time - s.end_time) <= 20
+        for e, s in zip(ends, expected, strict=False)
     )
-    if not ends:
-        raise RuntimeError("the transcription returned no sentence")
+    stats = transcriber.stats
+    recorder.stream = {
+        "sentences_expected": len(expected),
+        "sentences_delivered": len(ends),
+        "identical": found == wanted and close,
+        "reconnects": stats.reconnects,
+        "replayed_seconds": stats.replayed_seconds,
+        "duplicates_dropped": stats.duplicates,
+        "gaps": stats.gaps,
+        "peak_buffer_seconds": stats.peak_buffer_seconds,
+    }
+    if found != wanted or not close:
+        raise RuntimeError(
+            f"the stream's sentences differ from the audio's: {len(ends)} delivered, "
+            f"{len(expected)} expected"
+        )
     return transcriber.attempts or 1
 
 
