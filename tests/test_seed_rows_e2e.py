@@ -524,9 +524,6 @@ ROWS: list[Row] = [
         rest(path="/stream/v1/FlashRecognizer"),
         ar.FixClientError,
         FIX,
-        # The simulator answers a path outside /stream/v1/asr without counting it in
-        # sim.stats (no rest_requests, no failed): the NlsError the client got is the evidence.
-        counted=False,
     ),
     Row(
         40010003,

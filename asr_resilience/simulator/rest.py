@@ -57,6 +57,10 @@ def add_rest_routes(app: web.Application, ctx: SimulatorContext) -> None:
         return await RestCall(ctx, request).run()
 
     async def illegal(request: web.Request) -> web.StreamResponse:
+        # Counted like any request: a numbered session that failed with 40010001.
+        ctx.next_session()
+        ctx.stats.rest_requests += 1
+        ctx.stats.count_failure(PATH_ILLEGAL[0])
         return _body(new_id(), *PATH_ILLEGAL)
 
     app.router.add_post(PATH, recognize)
