@@ -25,6 +25,7 @@ import websockets.exceptions as wsx
 from websockets.asyncio.client import ClientConnection, connect
 
 from ..errors import NlsError, TransportError
+from ..observe.stdlib import redacting_logger
 from .credentials import TOKEN_HEADER
 
 __all__ = [
@@ -126,6 +127,8 @@ async def open_connection(
             open_timeout=open_timeout,
             max_size=max_size,
             close_timeout=close_timeout,
+            # websockets logs the handshake headers at DEBUG: the token must not show.
+            logger=redacting_logger("asr_resilience.websockets.client"),
         )
     return Connection(ws)
 

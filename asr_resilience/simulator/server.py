@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from websockets.asyncio.server import Server, serve
 
+from ..observe.stdlib import redacting_logger
 from .accounts import Account, AccountStore
 from .config import MAX_REST_BYTES, SimulatorConfig
 from .context import SimulatorContext
@@ -161,6 +162,8 @@ class Simulator:
             open_timeout=None,
             close_timeout=2,
             server_header="nls-simulator",
+            # websockets logs request headers at DEBUG: keep tokens out of them.
+            logger=redacting_logger("asr_resilience.simulator.websockets"),
         )
         port = self._ws.sockets[0].getsockname()[1]
         app = web.Application(client_max_size=MAX_REST_BYTES * 2)
