@@ -100,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
     from ..demo.record import Recorder
 
     policy = load_policy(args.policy)
+    for option, value in (("--json", args.json), ("--plot", args.plot), ("--log", args.log)):
+        # Check where the results go before the run, not after it.
+        if value and not Path(value).resolve().parent.is_dir():
+            sys.stderr.write(f"asr-resilience demo: {option} {value}: no such directory\n")
+            return 2
     log_path = Path(args.log).resolve()
     handle = _configure_logging(args.verbose, log_path)
     recorder = Recorder()
