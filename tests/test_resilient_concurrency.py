@@ -6,6 +6,8 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
 import asr_resilience as ar
 from asr_resilience.testing import no_wait
 from asr_resilience.tokens import Token, TokenManager
@@ -178,3 +180,31 @@ async def test_adaptive_concurrency_finds_the_quota(tmp_path: Path) -> None:
     assert results == ["ok"] * 200
     assert peak <= quota
     assert throttled / 200 < 0.25
+
+
+async def test_waiting_for_a_slot_is_bounded_by_the_deadline(tmp_path: Path) -> None:
+    """A caller that finds no free slot within its deadline gets DeadlineExceededError."""
+    policy = write_policy(
+        tmp_path,
+        "concurrency: {adaptive: true, initial: 1, min: 1, max: 1}\ndefaults: {deadline: 300ms}\n",
+    )
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    @ar.resilient(policy, scope="slot-deadline")
+    async def call(hold: bool) -> str:
+        if hold:
+            holding.set()
+            await release.wait()
+        return "ok"
+
+    holder = asyncio.create_task(call(True))
+    await holding.wait()
+    try:
+        with pytest.raises(ar.DeadlineExceededError) as info:
+            await call(False)
+        assert "slot" in str(info.value)
+    finally:
+        release.set()
+    assert await holder == "ok"
+    assert await call(False) == "ok"  # the slot came back
