@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
-from ..durations import format_duration, parse_duration
 from ..errors import PolicyIssue
-from . import matchers as m
+from .checks import Invalid
 from .located import Located
 from .model import (
     ACTIONS,
-    JITTERS,
     LANGUAGES,
     Action,
-    Backoff,
     CircuitBreakerSettings,
     ConcurrencySettings,
     Defaults,
@@ -31,6 +28,7 @@ from .model import (
     Unknown,
 )
 from .policy import Policy
+from .rule_checks import MAX_ATTEMPTS, RuleChecks
 
 T = TypeVar("T")
 
@@ -49,9 +47,6 @@ TOP_KEYS = (
     "fleet",
     "rules",
 )
-BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter")
-RULE_KEYS = ("name", "description", "match", "action", "max_attempts", "backoff")
-MATCH_KEYS = ("codes", "message", "http_status", "transport")
 FLEET_KEYS = (
     "enabled",
     "redis_url",
@@ -66,134 +61,12 @@ FLEET_KEYS = (
 )
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MAX_ATTEMPTS = 1000
 
 
-class _Invalid(Exception):
-    """A value was reported as an issue; the caller falls back to its default."""
-
-
-class Validator:
+class Validator(RuleChecks):
     """Turns a located document into a Policy, collecting issues instead of stopping."""
 
-    def __init__(self) -> None:
-        self.issues: list[PolicyIssue] = []
-
-    # -- scalars --------------------------------------------------------------------------
-
-    def fail(self, loc: Located, field: str, message: str) -> _Invalid:
-        self.issues.append(loc.issue(field, message))
-        return _Invalid()
-
-    def mapping(self, loc: Located, field: str, allowed: tuple[str, ...]) -> dict[str, Located]:
-        if not isinstance(loc.value, dict):
-            raise self.fail(loc, field, f"expected a mapping, got {_kind(loc.value)}")
-        value = cast(dict[str, Located], loc.value)
-        for key, child in value.items():
-            if key not in allowed:
-                self.fail(
-                    child,
-                    _join(field, key),
-                    f"unknown key; expected one of {', '.join(allowed)}",
-                )
-        return value
-
-    def integer(self, loc: Located, field: str, minimum: int, maximum: int | None = None) -> int:
-        value = loc.value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(loc, field, f"expected an integer, got {_kind(value)} {value!r}")
-        if value < minimum:
-            raise self.fail(loc, field, f"{value} is below the minimum {minimum}")
-        if maximum is not None and value > maximum:
-            raise self.fail(loc, field, f"{value} is above the maximum {maximum}")
-        return value
-
-    def number(
-        self,
-        loc: Located,
-        field: str,
-        minimum: float,
-        maximum: float | None = None,
-        *,
-        exclusive_min: bool = False,
-    ) -> float:
-        value = loc.value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(loc, field, f"expected a number, got {_kind(value)} {value!r}")
-        number = float(value)
-        if number != number or number in (float("inf"), float("-inf")):
-            raise self.fail(loc, field, f"{value!r} is not a finite number")
-        if number < minimum or (exclusive_min and number == minimum):
-            bound = f"above {minimum:g}" if exclusive_min else f"at least {minimum:g}"
-            raise self.fail(loc, field, f"{value!r} is out of range: must be {bound}")
-        if maximum is not None and number > maximum:
-            raise self.fail(loc, field, f"{value!r} is out of range: must be at most {maximum:g}")
-        return number
-
-    def duration(self, loc: Located, field: str, *, allow_zero: bool = False) -> float:
-        try:
-            seconds = parse_duration(loc.value)
-        except ValueError as exc:
-            raise self.fail(loc, field, str(exc)) from None
-        if seconds < 0 or (seconds == 0 and not allow_zero):
-            bound = "at least 0" if allow_zero else "greater than 0"
-            raise self.fail(loc, field, f"{loc.value!r} is out of range: must be {bound}")
-        return seconds
-
-    def choice(self, loc: Located, field: str, choices: tuple[T, ...]) -> T:
-        if loc.value not in choices:
-            options = ", ".join(str(c) for c in choices)
-            raise self.fail(loc, field, f"{loc.value!r} is not one of {options}")
-        return cast(T, loc.value)
-
-    def boolean(self, loc: Located, field: str) -> bool:
-        if not isinstance(loc.value, bool):
-            raise self.fail(loc, field, f"expected true or false, got {loc.value!r}")
-        return loc.value
-
-    def text(self, loc: Located, field: str) -> str:
-        if not isinstance(loc.value, str) or not loc.value:
-            raise self.fail(loc, field, f"expected a non-empty string, got {loc.value!r}")
-        return loc.value
-
-    def optional(
-        self,
-        items: dict[str, Located],
-        key: str,
-        field: str,
-        parse: Callable[[Located, str], T],
-        default: T,
-    ) -> T:
-        """Parse ``items[key]`` if present; on a mistake keep the default (the issue is kept)."""
-        loc = items.get(key)
-        if loc is None:
-            return default
-        try:
-            return parse(loc, _join(field, key))
-        except _Invalid:
-            return default
-
     # -- sections -------------------------------------------------------------------------
-
-    def backoff(self, loc: Located, field: str, base: Backoff) -> Backoff:
-        items = self.mapping(loc, field, BACKOFF_KEYS)
-        initial = self.optional(items, "initial", field, self.duration, base.initial)
-        maximum = self.optional(items, "max", field, self.duration, base.max)
-        multiplier = self.optional(
-            items, "multiplier", field, lambda v, f: self.number(v, f, 1.0), base.multiplier
-        )
-        jitter = self.optional(
-            items, "jitter", field, lambda v, f: self.choice(v, f, JITTERS), base.jitter
-        )
-        if maximum < initial:
-            where = items.get("max") or items.get("initial") or loc
-            self.fail(
-                where,
-                _join(field, "max"),
-                f"{format_duration(maximum)} is below initial {format_duration(initial)}",
-            )
-            maximum = initial
-        return Backoff(initial, maximum, multiplier, jitter)
 
     def defaults(self, loc: Located | None) -> Defaults:
         if loc is None:
@@ -370,127 +243,13 @@ class Validator:
             raise self.fail(loc, field, f"{name!r} is not an environment variable name")
         return name
 
-    def match(self, loc: Located, field: str) -> m.Matcher:
-        items = self.mapping(loc, field, MATCH_KEYS)
-        if not any(key in items for key in MATCH_KEYS):
-            raise self.fail(loc, field, f"needs at least one criterion: {', '.join(MATCH_KEYS)}")
-        parts: list[m.Matcher] = []
-        failed = False
-        for key in MATCH_KEYS:
-            if key not in items:
-                continue
-            try:
-                parts.append(self._criterion(key, items[key], _join(field, key)))
-            except _Invalid:
-                failed = True
-        if failed:
-            raise _Invalid()
-        return parts[0] if len(parts) == 1 else m.AllOf(tuple(parts))
-
-    def _criterion(self, key: str, loc: Located, field: str) -> m.Matcher:
-        if key == "codes":
-            exact, patterns = self._code_list(loc, field, http=False)
-            return m.Codes(frozenset(exact), tuple(patterns))
-        if key == "http_status":
-            exact, patterns = self._code_list(loc, field, http=True)
-            return m.HttpStatus(frozenset(exact), tuple(patterns))
-        if key == "message":
-            return self._message(loc, field)
-        return m.Transport(self.boolean(loc, field))
-
-    def _message(self, loc: Located, field: str) -> m.Message:
-        pattern = self.text(loc, field)
-        try:
-            return m.Message(re.compile(pattern))
-        except re.error as exc:
-            raise self.fail(loc, field, f"invalid regular expression {pattern!r}: {exc}") from None
-
-    def _code_list(
-        self, loc: Located, field: str, *, http: bool
-    ) -> tuple[list[int], list[m.CodePattern]]:
-        items = loc.value if isinstance(loc.value, list) else [loc]
-        if not items:
-            raise self.fail(loc, field, "the list is empty")
-        exact: list[int] = []
-        patterns: list[m.CodePattern] = []
-        for i, item in enumerate(items):
-            where = f"{field}[{i}]" if isinstance(loc.value, list) else field
-            value = item.value
-            if isinstance(value, bool):
-                self.fail(item, where, f"expected a code or a pattern like 5xxxxxxx, got {value!r}")
-            elif isinstance(value, int):
-                if http and not 100 <= value <= 599:
-                    self.fail(item, where, f"{value} is not an HTTP status (100..599)")
-                elif value <= 0:
-                    self.fail(item, where, f"{value} is not a positive code")
-                else:
-                    exact.append(value)
-            elif isinstance(value, str):
-                try:
-                    patterns.append(m.CodePattern(value))
-                except ValueError as exc:
-                    self.fail(item, where, str(exc))
-            else:
-                self.fail(item, where, f"expected a code or a pattern like 5xxxxxxx, got {value!r}")
-        if len(exact) + len(patterns) < len(items):
-            raise _Invalid()
-        return exact, patterns
-
-    def rules(self, loc: Located, defaults: Defaults) -> tuple[Rule, ...]:
-        if not isinstance(loc.value, list):
-            raise self.fail(loc, "rules", f"expected a list, got {_kind(loc.value)}")
-        rules: list[Rule] = []
-        names: dict[str, int] = {}
-        for i, item in enumerate(cast(list[Located], loc.value)):
-            field = f"rules[{i}]"
-            try:
-                rule = self._rule(item, field, defaults)
-            except _Invalid:
-                continue
-            if rule.name in names:
-                self.fail(
-                    item.value.get("name", item),
-                    f"{field}.name",
-                    f"{rule.name!r} is already the name of rules[{names[rule.name]}]",
-                )
-                continue
-            names[rule.name] = i
-            rules.append(rule)
-        return tuple(rules)
-
-    def _rule(self, loc: Located, field: str, defaults: Defaults) -> Rule:
-        items = self.mapping(loc, field, RULE_KEYS)
-        name = self.optional(items, "name", field, self.text, "")
-        missing = [key for key in ("match", "action") if key not in items]
-        for key in missing:
-            self.fail(loc, _join(field, key), "is required")
-        match = self.optional(items, "match", field, self.match, None)
-        action = self.optional(items, "action", field, self._action, None)
-        attempts = self.optional(
-            items, "max_attempts", field, lambda v, f: self.integer(v, f, 1, MAX_ATTEMPTS), None
-        )
-        backoff = self.optional(
-            items, "backoff", field, lambda v, f: self.backoff(v, f, defaults.backoff), None
-        )
-        if match is None or action is None:
-            raise _Invalid()
-        return Rule(
-            name=name or field,
-            match=match,
-            action=action,
-            max_attempts=attempts,
-            backoff=backoff,
-            line=loc.line,
-            file=loc.file,
-        )
-
 
 def build_policy(doc: Located, name: str, source: str) -> tuple[Policy | None, list[PolicyIssue]]:
     """Validate a merged document; the Policy when it is valid, and the issues found."""
     v = Validator()
     try:
         items = v.mapping(doc, "", TOP_KEYS)
-    except _Invalid:
+    except Invalid:
         return None, v.issues
     policy_name = v.optional(items, "name", "", v.text, name)
     v.optional(items, "description", "", v.text, "")
@@ -535,20 +294,5 @@ def _section(
         return default
     try:
         return parse(loc)
-    except _Invalid:
+    except Invalid:
         return default
-
-
-def _join(field: str, key: str) -> str:
-    key = key.replace("\r", "\\r").replace("\n", "\\n")  # a field path stays on one line
-    return f"{field}.{key}" if field else key
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
