@@ -4,6 +4,7 @@ A catalog of every vendor status code, a policy engine that maps each failure to
 actions (retry, refresh-token, fail-fast, fix-client), and the machinery that carries them out.
 """
 
+from . import observe, testing
 from .attempts import AttemptRecord
 from .catalog import Catalog, CatalogEntry, catalog, code_class
 from .clients import (
@@ -97,9 +98,11 @@ __all__ = [
     "catalog",
     "code_class",
     "load_policy",
+    "observe",
     "register_extractor",
     "resilient",
     "retrying",
+    "testing",
     "unregister_extractor",
 ]
 

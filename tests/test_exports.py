@@ -71,3 +71,11 @@ def test_version_is_exported() -> None:
     """``__version__`` is exported and is a string."""
     assert "__version__" in asr_resilience.__all__
     assert isinstance(asr_resilience.__version__, str)
+
+
+def test_submodules_named_in_the_docs_are_attributes() -> None:
+    """`ar.testing.no_wait()` and `ar.observe.add_hook` work after a plain `import`."""
+    import asr_resilience as ar
+
+    assert callable(ar.testing.no_wait)
+    assert callable(ar.observe.add_hook)
