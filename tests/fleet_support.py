@@ -30,6 +30,9 @@ import pytest
 
 SHARED_URL = os.environ.get("ASR_RESILIENCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONTEXT = multiprocessing.get_context("spawn")
+CALL_ROUND_TRIPS = 10
+"""What a simulated vendor call does while it holds a slot: Redis round trips, not a sleep, so
+that callers overlap the way real calls do."""
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -260,7 +263,8 @@ def contend(
             assert permit is not None, "no slot within 20s"
             try:
                 peak(keys=[active, high])
-                time.sleep(0.002)  # the "call": hold the slot a moment
+                for _ in range(CALL_ROUND_TRIPS):  # the "call": real I/O with the slot held
+                    counter.ping()
                 counter.decr(active)
             finally:
                 permit.release("success")
@@ -304,7 +308,8 @@ def compete(
             permit = limiter.acquire_sync(timeout=0.2)
             if permit is None:
                 continue
-            time.sleep(0.005)  # the "call"
+            for _ in range(CALL_ROUND_TRIPS):  # the "call": real I/O with the slot held
+                connection.client.ping()
             permit.release("success")
             with lock:
                 granted += 1
@@ -374,7 +379,8 @@ class CountingRedisProvider:
         from asr_resilience.tokens import Token
 
         number = int(self._client.incr(self.key))
-        time.sleep(0.05)
+        for _ in range(CALL_ROUND_TRIPS):  # CreateToken takes a while: real I/O, not a sleep
+            self._client.ping()
         return Token(
             f"fleet-token-{number:04d}-{uuid.uuid4().hex[:6]}", time.time() + self._expires_in
         )

@@ -26,6 +26,7 @@ redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)
 events = pytest.fixture(fs.events)
 private_redis = pytest.fixture(fs.private_redis)
+CALL_ROUND_TRIPS = fs.CALL_ROUND_TRIPS
 
 
 @pytest.fixture
@@ -120,7 +121,9 @@ async def test_async_acquire_release_and_cancellation(make: Any) -> None:
     again.release("success")
 
 
-async def test_many_tasks_of_one_process_get_through(make: Any) -> None:
+async def test_many_tasks_of_one_process_get_through(
+    make: Any, connection: FleetConnection
+) -> None:
     """250 tasks of one process all get through a quota of 5, never more than 5 at once."""
     limiter = make(quota=5)
     peak = 0
@@ -132,7 +135,8 @@ async def test_many_tasks_of_one_process_get_through(make: Any) -> None:
         assert permit is not None
         active += 1
         peak = max(peak, active)
-        await asyncio.sleep(0.001)
+        for _ in range(CALL_ROUND_TRIPS):  # the "call": real I/O with the slot held
+            await asyncio.to_thread(connection.client.ping)
         active -= 1
         permit.release("success")
 
@@ -279,7 +283,9 @@ def test_adaptive_limit_grows_on_success_and_is_cut_once_per_round(make: Any) ->
     assert after["epoch"] == before["epoch"] + 1  # the second throttle of the round did not cut
 
 
-def test_adaptive_fleet_converges_on_an_unknown_quota(make: Any) -> None:
+def test_adaptive_fleet_converges_on_an_unknown_quota(
+    make: Any, connection: FleetConnection
+) -> None:
     """Two workers, 12 threads, a vendor that throttles above 3 in flight: the limit settles."""
     quota = 3
     workers = [make(initial=1, min_limit=1, max_limit=32) for _ in range(2)]
@@ -295,7 +301,8 @@ def test_adaptive_fleet_converges_on_an_unknown_quota(make: Any) -> None:
             with lock:
                 in_flight += 1
                 throttled = in_flight > quota
-            time.sleep(0.002)  # the "call"
+            for _ in range(CALL_ROUND_TRIPS):  # the "call": real I/O with the slot held
+                connection.client.ping()
             with lock:
                 in_flight -= 1
                 outcomes.append("throttled" if throttled else "success")
@@ -426,6 +433,9 @@ def test_resilient_calls_share_the_fleet_quota(redis_url: str, prefix: str, tmp_
     )
     lock = threading.Lock()
     active = peak = 0
+    import redis
+
+    vendor = redis.Redis.from_url(redis_url)
 
     @ar.resilient(policy, scope="appkey-fleet")
     def recognize() -> str:
@@ -433,7 +443,8 @@ def test_resilient_calls_share_the_fleet_quota(redis_url: str, prefix: str, tmp_
         with lock:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.003)  # the "call"
+        for _ in range(CALL_ROUND_TRIPS):  # the "call": real I/O with the slot held
+            vendor.ping()
         with lock:
             active -= 1
         return "ok"
@@ -455,3 +466,4 @@ def test_resilient_calls_share_the_fleet_quota(redis_url: str, prefix: str, tmp_
 
         reset_scopes()
         close_shared_connections()
+        vendor.close()
