@@ -7,6 +7,8 @@ from typing import Literal
 
 SUCCESS = 20000000
 """The vendor's success status: never a failure."""
+THROTTLE_CODE = 40000005
+"""TOO_MANY_REQUESTS: the account's concurrency quota is used up."""
 
 TransportKind = Literal["refused", "reset", "abnormal_close", "timeout", "other"]
 TRANSPORT_KINDS: tuple[TransportKind, ...] = (
@@ -45,6 +47,11 @@ class Failure:
     def effective_code(self) -> int | None:
         """The code that classifies this failure: the vendor code, else the HTTP status."""
         return self.code if self.code is not None else self.http_status
+
+    @property
+    def throttled(self) -> bool:
+        """The vendor's quota answer: 40000005, or HTTP 429 when no vendor code came with it."""
+        return self.code == THROTTLE_CODE or (self.code is None and self.http_status == 429)
 
     @property
     def is_code_only(self) -> bool:

@@ -9,18 +9,17 @@ after a reconnect closes it. A gateway that keeps failing without ever finishing
 still ends in the policy's typed error (``RetryExhaustedError``, ``DeadlineExceededError``, ...)
 with the episode's attempts, exactly as a one-shot call would.
 
-The decisions are ``CallState.on_failure``'s, the same as every other call of the library; this
-module adds what the block form (``retrying``) does around an attempt — the scope's breaker and
-limiter, and the token — for reconnects that do not fit the block form's shape.
+The decisions are ``CallState.on_failure``'s and the admission (breaker, limiter slot, token) is
+``retry.admission``'s, the same as every other call of the library; this module only holds them
+together for reconnects that do not fit the block form's shape.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..extract import extract_failure
-from ..retry.call import CallSettings, CallState, CircuitOpen, QueueTimeout, Step
-from ..retry.runner import THROTTLE_CODE
+from ..retry.admission import admit_async, settle
+from ..retry.call import CallSettings, CallState, Step
 
 if TYPE_CHECKING:
     from ..limits.limiter import Permit
@@ -53,40 +52,14 @@ class FaultEpisode:
         await self.settings.clock.async_wait(seconds)
 
     async def admit(self) -> tuple[str, Permit | None]:
-        """The token and limiter slot for the next attempt, as the block form takes them.
+        """The token and limiter slot for the next attempt, as every other call takes them.
 
         Raises ``CircuitOpen`` / ``QueueTimeout``, which :meth:`decide` turns into
         ``CircuitOpenError`` / ``DeadlineExceededError``.
         """
-        s = self.settings
-        scope = s.scope()
-        if scope.breaker is not None and not scope.breaker.allow(s.clock.monotonic()):
-            raise CircuitOpen()
-        permit = None
-        if scope.limiter is not None:
-            permit = await scope.limiter.acquire(timeout=max(0.0, self.state.remaining()))
-            if permit is None:
-                raise QueueTimeout()
-        token = ""
-        if s.tokens is not None:
-            try:
-                token = s.tokens.current() or await s.tokens.get()
-            except BaseException:
-                if permit is not None:
-                    permit.release("dropped")
-                raise
-        self.state.token = token
-        return token, permit
+        permit = await admit_async(self.state)
+        return self.state.token or "", permit
 
     def settle(self, permit: Permit | None, error: BaseException | None) -> None:
         """Give the slot back after an attempt; a success also tells the breaker."""
-        if error is None:
-            if permit is not None:
-                permit.release("success")
-            breaker = self.settings.scope().breaker
-            if breaker is not None:
-                breaker.record_success(self.settings.clock.monotonic())
-        elif permit is not None:
-            failure = extract_failure(error)
-            throttled = failure is not None and failure.code == THROTTLE_CODE
-            permit.release("throttled" if throttled else "dropped")
+        settle(self.state, permit, error)

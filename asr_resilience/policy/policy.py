@@ -24,9 +24,6 @@ from .model import (
     Unknown,
 )
 
-THROTTLE_CODE = 40000005
-THROTTLE_HTTP = 429
-
 TRANSPORT_ENTRY = CatalogEntry(
     code=None,
     message=None,
@@ -99,34 +96,26 @@ class Policy:
     def _decide(self, failure: Failure) -> Decision:
         code = failure.effective_code
         entry = TRANSPORT_ENTRY if code is None else catalog().lookup(code, failure.message or None)
-        throttled = failure.code == THROTTLE_CODE or (
-            failure.code is None and failure.http_status == THROTTLE_HTTP
-        )
+        defaults = self.defaults
         for rule in self.rules:
             if rule.match(failure):
-                return Decision(
-                    action=rule.action,
-                    rule=rule.name,
-                    max_attempts=_attempts(
-                        rule.action, rule.max_attempts or self.defaults.max_attempts
-                    ),
-                    backoff=rule.backoff or self.defaults.backoff,
-                    deadline=self.defaults.deadline,
-                    entry=entry,
-                    code=code,
-                    throttled=throttled,
-                )
-        cls = _unknown_class(failure)
-        action: Action = getattr(self.unknown, cls)
+                action, name = rule.action, rule.name
+                attempts = rule.max_attempts or defaults.max_attempts
+                backoff = rule.backoff or defaults.backoff
+                break
+        else:
+            cls = _unknown_class(failure)
+            action, name = getattr(self.unknown, cls), f"unknown.{cls}"
+            attempts, backoff = defaults.max_attempts, defaults.backoff
         return Decision(
             action=action,
-            rule=f"unknown.{cls}",
-            max_attempts=_attempts(action, self.defaults.max_attempts),
-            backoff=self.defaults.backoff,
-            deadline=self.defaults.deadline,
+            rule=name,
+            max_attempts=_attempts(action, attempts),
+            backoff=backoff,
+            deadline=defaults.deadline,
             entry=entry,
             code=code,
-            throttled=throttled,
+            throttled=failure.throttled,
         )
 
 

@@ -15,15 +15,11 @@ from .call import CallState, CircuitOpen, QueueTimeout, ResultFailure
 if TYPE_CHECKING:
     from ..limits.limiter import Permit
 
-THROTTLE_CODE = 40000005
-
 
 def throttled(exc: BaseException) -> bool:
     """True when ``exc`` is the vendor's quota answer (40000005, or HTTP 429 without a code)."""
     failure = exc.failure if isinstance(exc, ResultFailure) else extract_failure(exc)
-    return failure is not None and (
-        failure.code == THROTTLE_CODE or (failure.code is None and failure.http_status == 429)
-    )
+    return failure is not None and failure.throttled
 
 
 def admit_sync(state: CallState) -> Permit | None:

@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 from ..extract import rest_result
 from ..failure import Failure
 from ._tenacity import async_retrying, sync_retrying
-from .admission import THROTTLE_CODE, admit_async, admit_sync, settle
+from .admission import admit_async, admit_sync, settle
 from .call import CallSettings, CallState, ResultFailure
 
 R = TypeVar("R")
-__all__ = ["THROTTLE_CODE", "attempt_async", "attempt_sync", "call_async", "call_sync"]
 
 
 def _check(settings: CallSettings, result: Any) -> None:
