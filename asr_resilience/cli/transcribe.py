@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -25,17 +24,13 @@ from typing import Any, TextIO
 import websockets.exceptions as wsx
 
 from ..clients import (
-    DEFAULT_GATEWAY,
     AudioData,
     StreamEvent,
     StreamStats,
     Transcriber,
-    load_audio,
 )
-from ..clients.credentials import APPKEY_ENV, TOKEN_ENV
 from ..clients.transcriber import DEFAULT_REPLAY_SPEED
-from ..errors import AsrResilienceError
-from .recognize import _events_to_stderr, _tokens, _UsageError
+from . import nls_args
 
 PROG = "asr-resilience transcribe"
 
@@ -50,28 +45,10 @@ def register(commands: Any) -> None:
             "a sentence."
         ),
     )
-    parser.add_argument(
-        "file",
-        metavar="FILE",
-        help="16-bit mono WAV at 8 or 16 kHz, or pcm/opus/mp3/... named by its extension",
-    )
-    parser.add_argument("--gateway", default=DEFAULT_GATEWAY, metavar="URL", help="WebSocket URL")
-    parser.add_argument(
-        "--meta",
-        default=None,
-        metavar="URL",
-        help="CreateToken endpoint for the AccessKey pair (default: the vendor's nls-meta)",
-    )
-    parser.add_argument("--appkey", default=None, help=f"the project's appkey (${APPKEY_ENV})")
-    parser.add_argument("--token", default=None, help=f"an NLS token (${TOKEN_ENV})")
-    parser.add_argument(
-        "--policy",
-        default=None,
-        metavar="FILE",
-        help="policy file or shipped name (default: $ASR_RESILIENCE_POLICY or default)",
-    )
-    parser.add_argument(
-        "--json", action="store_true", help="one JSON object per sentence, then a summary"
+    nls_args.add_arguments(
+        parser,
+        json_help="one JSON object per sentence, then a summary",
+        verbose_help="log the stream's events (reconnects, retries, token refreshes) on stderr",
     )
     parser.add_argument(
         "--no-realtime",
@@ -79,43 +56,20 @@ def register(commands: Any) -> None:
         action="store_false",
         help="send as fast as the gateway takes it instead of at real time",
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="log the stream's events (reconnects, retries, token refreshes) on stderr",
-    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        _transcribe(args)
-    except _UsageError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
-    except AsrResilienceError:
-        raise  # cli.main prints the message and the hint
-    except Exception as exc:  # never a traceback
-        sys.stderr.write(f"{PROG}: error: {type(exc).__name__}: {exc}\n")
-        return 1
-    return 0
+    return nls_args.run_guarded(PROG, lambda: _transcribe(args))
 
 
-def _transcribe(args: argparse.Namespace) -> None:
-    try:
-        audio = load_audio(args.file)
-    except OSError as exc:
-        raise _UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise _UsageError(str(exc)) from None
-    appkey = args.appkey or os.environ.get(APPKEY_ENV, "")
-    if not appkey:
-        raise _UsageError(f"no appkey: pass --appkey or set {APPKEY_ENV}")
+def _transcribe(args: argparse.Namespace) -> int:
+    audio = nls_args.audio(args)
+    appkey = nls_args.appkey(args)
     transcriber = Transcriber(
         args.gateway,
         appkey,
-        _tokens(args),
+        nls_args.tokens(args),
         args.policy,
         sample_rate=audio.sample_rate,
         format=audio.format,
@@ -123,14 +77,15 @@ def _transcribe(args: argparse.Namespace) -> None:
         replay_speed=DEFAULT_REPLAY_SPEED if args.realtime else None,
     )
     printer = _Printer(sys.stdout, sys.stderr, json_lines=args.json, total=len(audio.data))
-    with _events_to_stderr(args.verbose):
+    with nls_args.events_to_stderr(args.verbose):
         try:
             asyncio.run(_stream(transcriber, audio, args.realtime, printer))
         except wsx.InvalidURI as exc:
-            raise _UsageError(f"--gateway: {exc}") from None
+            raise nls_args.UsageError(f"--gateway: {exc}") from None
         finally:
             printer.clear()
     printer.summary(transcriber.stats, audio)
+    return 0
 
 
 async def _stream(t: Transcriber, audio: AudioData, realtime: bool, printer: _Printer) -> None:
