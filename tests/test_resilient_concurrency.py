@@ -184,27 +184,30 @@ async def test_adaptive_concurrency_finds_the_quota(tmp_path: Path) -> None:
 
 async def test_waiting_for_a_slot_is_bounded_by_the_deadline(tmp_path: Path) -> None:
     """A caller that finds no free slot within its deadline gets DeadlineExceededError."""
-    policy = write_policy(
-        tmp_path,
-        "concurrency: {adaptive: true, initial: 1, min: 1, max: 1}\ndefaults: {deadline: 300ms}\n",
-    )
+    limits = "concurrency: {adaptive: true, initial: 1, min: 1, max: 1}\n"
+    # One scope (one slot), two deadlines: the holder may wait, the caller may not.
+    patient = write_policy(tmp_path, limits + "defaults: {deadline: 60s}\n")
+    hasty = write_policy(tmp_path, limits + "defaults: {deadline: 300ms}\n")
     holding = asyncio.Event()
     release = asyncio.Event()
 
-    @ar.resilient(policy, scope="slot-deadline")
-    async def call(hold: bool) -> str:
-        if hold:
-            holding.set()
-            await release.wait()
+    @ar.resilient(patient, scope="slot-deadline")
+    async def hold() -> str:
+        holding.set()
+        await release.wait()
         return "ok"
 
-    holder = asyncio.create_task(call(True))
+    @ar.resilient(hasty, scope="slot-deadline")
+    async def call() -> str:
+        return "ok"
+
+    holder = asyncio.create_task(hold())
     await holding.wait()
     try:
         with pytest.raises(ar.DeadlineExceededError) as info:
-            await call(False)
+            await call()
         assert "slot" in str(info.value)
     finally:
         release.set()
     assert await holder == "ok"
-    assert await call(False) == "ok"  # the slot came back
+    assert await call() == "ok"  # the slot came back

@@ -1,7 +1,7 @@
 """Resilient asyncio clients for NLS: one-sentence recognition over WebSocket and REST, and
 real-time transcription that resumes across drops and server errors.
 
-Every call runs under a policy (``asr_resilience.retry.retrying``): tokens are refreshed,
+Every call runs under a policy (the execution core, ``asr_resilience.retry``): tokens are refreshed,
 throttling and drops are retried, and the rest ends in a typed error.
 """
 

@@ -9,20 +9,14 @@ after a reconnect closes it. A gateway that keeps failing without ever finishing
 still ends in the policy's typed error (``RetryExhaustedError``, ``DeadlineExceededError``, ...)
 with the episode's attempts, exactly as a one-shot call would.
 
-The decisions are ``CallState.on_failure``'s and the admission (breaker, limiter slot, token) is
-``retry.admission``'s, the same as every other call of the library; this module only holds them
-together for reconnects that do not fit the block form's shape.
+Each leg is an attempt (:class:`~asr_resilience.retry.attempt.Attempt`) held from connect to
+close; the leg's end settles it and the episode's state decides, and the resume is the engine's
+loop started from that failure (:func:`~asr_resilience.retry.engine.run_async` with ``first``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..retry.admission import admit_async, settle
-from ..retry.call import CallSettings, CallState, Step
-
-if TYPE_CHECKING:
-    from ..limits.limiter import Permit
+from ..retry.call import CallSettings, CallState
 
 __all__ = ["FaultEpisode"]
 
@@ -30,10 +24,9 @@ __all__ = ["FaultEpisode"]
 class FaultEpisode:
     """Failures of a stream since its last progress, decided by the policy as one call."""
 
-    __slots__ = ("settings", "state")
+    __slots__ = ("state",)
 
     def __init__(self, settings: CallSettings, token: str | None) -> None:
-        self.settings = settings
         self.state = CallState(settings, settings.clock.monotonic())
         # The token the failed task used: a refresh invalidates exactly this one.
         self.state.token = token
@@ -42,24 +35,3 @@ class FaultEpisode:
     def failures(self) -> int:
         """Failures decided so far in this episode."""
         return len(self.state.history)
-
-    def decide(self, exc: BaseException) -> Step:
-        """What follows the failure ``exc``: retry after a delay, raise typed, or propagate."""
-        return self.state.on_failure(exc)
-
-    async def wait(self, seconds: float) -> None:
-        """Sleep before the next attempt (skipped under ``testing.no_wait``)."""
-        await self.settings.clock.async_wait(seconds)
-
-    async def admit(self) -> tuple[str, Permit | None]:
-        """The token and limiter slot for the next attempt, as every other call takes them.
-
-        Raises ``CircuitOpen`` / ``QueueTimeout``, which :meth:`decide` turns into
-        ``CircuitOpenError`` / ``DeadlineExceededError``.
-        """
-        permit = await admit_async(self.state)
-        return self.state.token or "", permit
-
-    def settle(self, permit: Permit | None, error: BaseException | None) -> None:
-        """Give the slot back after an attempt; a success also tells the breaker."""
-        settle(self.state, permit, error)

@@ -9,11 +9,14 @@ is relative to that point.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import TRANSCRIBER, ClientProtocol
 from .connection import Connection, open_connection
 from .task import started
+
+if TYPE_CHECKING:
+    from ..retry.attempt import Attempt
 
 __all__ = ["Leg", "start_leg"]
 
@@ -21,7 +24,16 @@ __all__ = ["Leg", "start_leg"]
 class Leg:
     """A started SpeechTranscriber task carrying the stream from ``offset`` on."""
 
-    __slots__ = ("connection", "offset", "protocol", "sent", "session_id", "stop_sent", "token")
+    __slots__ = (
+        "attempt",
+        "connection",
+        "offset",
+        "protocol",
+        "sent",
+        "session_id",
+        "stop_sent",
+        "token",
+    )
 
     def __init__(
         self,
@@ -40,6 +52,8 @@ class Leg:
         """Stream position up to which this task has been sent the audio."""
         self.session_id = session_id
         self.stop_sent = False
+        self.attempt: Attempt | None = None
+        """The stream's attempt this leg is: it holds the concurrency slot until the leg ends."""
 
     @property
     def task_id(self) -> str:

@@ -2,9 +2,9 @@
 
 Each attempt is a new connection and a new task: connect, StartRecognition, wait for
 RecognitionStarted, send the audio while reading events, StopRecognition, wait for
-RecognitionCompleted, close. What happens after a failed attempt is the policy's business
-(``asr_resilience.retry.retrying``): a 40000001 or a 403 refreshes the token, 40000005, server
-codes and dropped connections retry, the rest raise a typed error.
+RecognitionCompleted, close. What happens after a failed attempt is the policy's business (the
+execution core, ``asr_resilience.retry``): a 40000001 or a 403 refreshes the token, 40000005,
+server codes and dropped connections retry, the rest raise a typed error.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 
 from ..errors import TransportError
 from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
-from ..retry import retrying
-from ..retry.settings import PolicyLike
+from ..retry.attempt import Attempt
+from ..retry.call import CallState
+from ..retry.engine import run_async
+from ..retry.settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from .audio import AudioData, ReplayableStream, load_audio, paced
 from .connection import Connection, connected
@@ -44,7 +46,8 @@ class Recognizer:
     ``realtime`` paces PCM audio at real time instead of sending it at once. Timeouts are in
     seconds: ``open_timeout`` for the handshake, ``start_timeout`` for RecognitionStarted,
     ``stop_timeout`` for RecognitionCompleted after the audio; each raises ``TimeoutError``,
-    which the policy retries as a transport timeout.
+    which the policy retries as a transport timeout. The policy's deadline bounds each whole
+    attempt (slot, token, connect, start, audio, result) as well as the waits between them.
     """
 
     def __init__(
@@ -69,8 +72,13 @@ class Recognizer:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.open_timeout = open_timeout
-        self._retrying = retrying(
-            policy, tokens=self.tokens, scope=scope or self.appkey, name="Recognizer.recognize"
+        self._settings = make_settings(
+            policy,
+            tokens=self.tokens,
+            scope=scope or self.appkey,
+            clock=None,
+            rng=None,
+            function="Recognizer.recognize",
         )
 
     async def recognize(
@@ -100,19 +108,19 @@ class Recognizer:
             fmt, rate = source.format, source.sample_rate
         params = {**self.params, "format": fmt, "sample_rate": rate}
         pace = 2 * rate if self.realtime and fmt == "pcm" else None
-        result: Recognition | None = None
+
+        async def body(attempt: Attempt) -> Recognition:
+            completed = await self._attempt(attempt.token, params, source.frames, pace)
+            return Recognition(
+                completed.text, completed.task_id, completed.duration, attempt.number
+            )
+
+        settings = self._settings
         try:
-            async for attempt in self._retrying:
-                with attempt:
-                    completed = await self._attempt(attempt.token, params, source.frames, pace)
-                    result = Recognition(
-                        completed.text, completed.task_id, completed.duration, attempt.number
-                    )
+            return await run_async(CallState(settings, settings.clock.monotonic()), body)
         finally:
             if isinstance(source, ReplayableStream):
                 source.close()
-        assert result is not None  # the loop ends by success or by raising
-        return result
 
     async def _attempt(
         self,

@@ -20,8 +20,10 @@ import httpx
 from ..errors import NlsError, RemoteProtocolError
 from ..extract import rest_result
 from ..failure import SUCCESS
-from ..retry import retrying
-from ..retry.settings import PolicyLike
+from ..retry.attempt import Attempt
+from ..retry.call import CallState
+from ..retry.engine import run_async
+from ..retry.settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from .audio import AudioData, load_audio
 from .credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
@@ -35,9 +37,10 @@ DEFAULT_REST_URL = "https://nls-gateway.cn-shanghai.aliyuncs.com/stream/v1/asr"
 class RestRecognizer:
     """One-sentence recognition over HTTP: one POST per attempt.
 
-    The arguments are :class:`~asr_resilience.clients.Recognizer`'s; ``timeout`` bounds each
-    request (seconds). Pass ``client`` to share an ``httpx.AsyncClient`` (its connections) across
-    calls; it is not closed here. Without one, each call opens and closes its own.
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s; ``timeout`` is httpx's
+    per-operation timeout (seconds); the policy's deadline bounds each whole exchange, so a
+    server that drips its answer cannot hold a call past it. Pass ``client`` to share an
+    ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one, each call opens and closes its own.
     """
 
     def __init__(
@@ -58,8 +61,13 @@ class RestRecognizer:
         self.params: dict[str, Any] = dict(params or {})
         self.timeout = timeout
         self.client = client
-        self._retrying = retrying(
-            policy, tokens=self.tokens, scope=scope or self.appkey, name="RestRecognizer.recognize"
+        self._settings = make_settings(
+            policy,
+            tokens=self.tokens,
+            scope=scope or self.appkey,
+            clock=None,
+            rng=None,
+            function="RestRecognizer.recognize",
         )
 
     async def recognize(
@@ -81,13 +89,12 @@ class RestRecognizer:
             return await self._recognize(client, data)
 
     async def _recognize(self, client: httpx.AsyncClient, data: AudioData) -> Recognition:
-        result: Recognition | None = None
-        async for attempt in self._retrying:
-            with attempt:
-                text, task_id = await self._post(client, attempt.token, data)
-                result = Recognition(text, task_id, None, attempt.number)
-        assert result is not None  # the loop ends by success or by raising
-        return result
+        async def body(attempt: Attempt) -> Recognition:
+            text, task_id = await self._post(client, attempt.token, data)
+            return Recognition(text, task_id, None, attempt.number)
+
+        settings = self._settings
+        return await run_async(CallState(settings, settings.clock.monotonic()), body)
 
     async def _post(
         self, client: httpx.AsyncClient, token: str, data: AudioData

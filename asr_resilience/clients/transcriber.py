@@ -44,11 +44,12 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import LocalProtocolError, TransportError
-from ..extract import extract_failure
 from ..observe import emit
 from ..protocol import Completed, Failed, State
 from ..protocol.client import MAX_AUDIO_FRAME
-from ..retry import retrying
+from ..retry.attempt import Attempt
+from ..retry.call import CallState
+from ..retry.engine import run_async
 from ..retry.settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from .audio import FRAME_BYTES, load_audio, paced, split_frames
@@ -153,8 +154,13 @@ class Transcriber:
         self.replay_speed = replay_speed
         # PROTOCOL.md "Directives": 16-bit mono PCM, 2 bytes a sample.
         self._bytes_per_second = 2 * sample_rate if pcm else None
-        self._retrying = retrying(
-            self.policy, tokens=self.tokens, scope=self.scope, name="Transcriber.open"
+        self._open_settings = make_settings(
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            clock=None,
+            rng=None,
+            function="Transcriber.open",
         )
         self._settings = make_settings(
             self.policy,
@@ -214,12 +220,11 @@ class Transcriber:
         if self._runner is not None:
             raise LocalProtocolError("this Transcriber is open already")
         self._reset()
-        leg: Leg | None = None
-        async for attempt in self._retrying:
-            with attempt:
-                leg = await self._start_leg(attempt.token)
-                self.attempts = attempt.number
-        assert leg is not None  # the loop ends by success or by raising
+        settings = self._open_settings
+        state = CallState(settings, settings.clock.monotonic())
+        leg = await run_async(state, self._leg_attempt)
+        assert leg is not None  # opening never stops early
+        self.attempts = state.attempt
         self._attach(leg)
         self._live.set()
         self._runner = asyncio.create_task(self._run(leg))
@@ -238,16 +243,21 @@ class Transcriber:
         finally:
             await self._close()
 
-    async def _start_leg(self, token: str) -> Leg:
-        return await start_leg(
+    async def _leg_attempt(self, attempt: Attempt) -> Leg | None:
+        """One attempt of the stream: a new leg, holding the attempt's slot until it ends."""
+        if self._stopping and self._buffer.size == 0:
+            return None  # stopping, and every sentence is out: no audio left to hear
+        leg = await start_leg(
             self.url,
             self.appkey,
             self.params,
-            token,
+            attempt.token,
             self._buffer.start,
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
         )
+        leg.attempt = attempt.hold()
+        return leg
 
     def _attach(self, leg: Leg) -> None:
         self._leg = leg
@@ -264,6 +274,8 @@ class Transcriber:
                 await asyncio.gather(task, return_exceptions=True)
         if leg is not None:
             await leg.connection.close()
+            if leg.attempt is not None:
+                leg.attempt.abandon()
         # Closed before TranscriptionCompleted (the block raised): iterators must not hang.
         self._end(LocalProtocolError("the Transcriber closed before TranscriptionCompleted"))
 
@@ -498,13 +510,15 @@ class Transcriber:
         while True:
             try:
                 await self._read(leg)
-                self._end(None)
-                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # TaskFailed, a drop, a gateway that broke the protocol
                 failure: Exception = exc
-            await self._detach(leg)
+            else:
+                await self._detach(leg, None)
+                self._end(None)
+                return
+            await self._detach(leg, failure if self.resume else None)
             if not self.resume:
                 self._end(failure)
                 return
@@ -541,7 +555,8 @@ class Transcriber:
                 self._committed.set()
             self._events.put_nowait(sentence)
 
-    async def _detach(self, leg: Leg) -> None:
+    async def _detach(self, leg: Leg, failure: Exception | None) -> None:
+        """Close the leg and settle its attempt; a failure opens (or continues) an episode."""
         if self._leg is leg:
             self._leg = None
         self._live.clear()
@@ -551,51 +566,41 @@ class Transcriber:
             replayer.cancel()
             await asyncio.gather(replayer, return_exceptions=True)
         await leg.connection.close()
+        attempt, leg.attempt = leg.attempt, None
+        if attempt is None:
+            return
+        if failure is None:
+            if self._ended.is_set() or not self.resume:
+                attempt.close(None)
+            else:
+                attempt.abandon()
+            return
+        if self._episode is None:
+            self._episode = FaultEpisode(self._settings, leg.token)
+        attempt.close(failure, self._episode.state)  # the slot goes back; the episode decides
 
     async def _resume(self, failed: Leg, failure: Exception) -> Leg | None:
         """Start a new leg per policy; raise the typed error when the episode gives up.
 
-        None: the stream was stopping and every sentence is out, no audio left to hear.
+        The engine's loop, started from the failure the failed leg's attempt has settled and
+        the episode has decided. None: the stream was stopping and every sentence is out.
         """
         episode = self._episode
-        if episode is None:
-            episode = self._episode = FaultEpisode(self._settings, failed.token)
-        error: Exception = failure
-        while True:
-            step = episode.decide(error)
-            if step.kind == "propagate":
-                raise error
-            if step.kind == "raise":
-                assert step.error is not None
-                raise step.error from step.cause
-            if self._stopping and self._buffer.size == 0:
-                return None
-            await episode.wait(step.delay)
-            permit = None
-            try:
-                token, permit = await episode.admit()
-                leg = await self._start_leg(token)
-            except BaseException as exc:
-                episode.settle(permit, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                error = exc
-                continue
-            episode.settle(permit, None)
-            self._resumed(leg, failed, error, episode)
-            return leg
+        assert episode is not None  # _detach opened it
+        leg = await run_async(episode.state, self._leg_attempt, first=failure)
+        if leg is not None:
+            self._resumed(leg, failed, episode)
+        return leg
 
-    def _resumed(self, leg: Leg, failed: Leg, cause: Exception, episode: FaultEpisode) -> None:
+    def _resumed(self, leg: Leg, failed: Leg, episode: FaultEpisode) -> None:
         """Attach the new leg, tell the caller, and start its replay."""
         buffer = self._buffer
         replayed = buffer.ms(max(0, min(self._heard, buffer.end) - buffer.start))
         gap = buffer.take_gap()
         self._attach(leg)
-        failure = extract_failure(cause)
-        code = failure.effective_code if failure is not None else None
-        transport = failure.transport if failure is not None else None
-        what = str(code) if code is not None else transport or type(cause).__name__
-        record = episode.state.history[-1]
+        record = episode.state.history[-1]  # the failure this leg recovers from
+        code, transport = record.code, record.transport
+        what = str(code) if code is not None else transport or "error"
         counters = self._counters
         counters.reconnects += 1
         counters.replayed_ms += replayed

@@ -23,9 +23,16 @@ from typing import Literal
 from ..policy.model import CircuitBreakerSettings
 from .budget import _SecondRing
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["PASS", "PROBE", "REFUSED", "BreakerState", "CircuitBreaker"]
 
 BreakerState = Literal["closed", "open", "half_open"]
+
+REFUSED = 0
+"""``ticket``: the breaker refuses the call."""
+PASS = 1
+"""``ticket``: the breaker is closed (or disabled): the call goes out, nothing to give back."""
+PROBE = 2
+"""``ticket``: the call is the half-open probe: its outcome, or ``release_probe``, is owed."""
 
 
 class CircuitBreaker(_SecondRing):
@@ -64,30 +71,36 @@ class CircuitBreaker(_SecondRing):
 
     def allow(self, now: float | None = None) -> bool:
         """May a call go out now? Half-open lets one probe through at a time."""
+        return self.ticket(now) != REFUSED
+
+    def ticket(self, now: float | None = None) -> int:
+        """Like :meth:`allow`, but says what was granted: :data:`REFUSED`, :data:`PASS`, or
+        :data:`PROBE` (the one half-open call, which must come back: a verdict through
+        ``record_success``/``record_failure``, or :meth:`release_probe` on any other exit)."""
         if self._fast or not self.settings.enabled:
-            return True
+            return PASS
         if now is None:
             now = self._clock()
         changed: tuple[BreakerState, BreakerState] | None = None
         with self._lock:
             state = self._state
             if state == "closed":
-                return True
+                return PASS
             if state == "open":
                 if now - self._opened_at < self.settings.open_for:
-                    return False
+                    return REFUSED
                 self._state = "half_open"
                 self._probe_out = True
                 changed = ("open", "half_open")
-                allowed = True
+                granted = PROBE
             elif self._probe_out:
-                allowed = False
+                granted = REFUSED
             else:
                 self._probe_out = True
-                allowed = True
+                granted = PROBE
         if changed is not None:
             self._notify(*changed)
-        return allowed
+        return granted
 
     def record_success(self, now: float | None = None) -> None:
         """An outcome that shows the server is up (a success, or a client-class failure)."""

@@ -1,7 +1,19 @@
-"""Resilient calls: the decorator, the block form, and the clock they wait on."""
+"""Resilient calls: the one execution core (attempts, the loop, the decorator, the block form).
 
+See ``docs/architecture.md`` for the path of an attempt.
+"""
+
+from .attempt import Attempt, DeadlineTimeout, current_attempt
 from .clock import SYSTEM_CLOCK, Clock
-from .context import Attempt, retrying
+from .context import retrying
 from .decorator import resilient
 
-__all__ = ["SYSTEM_CLOCK", "Attempt", "Clock", "resilient", "retrying"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Attempt",
+    "Clock",
+    "DeadlineTimeout",
+    "current_attempt",
+    "resilient",
+    "retrying",
+]

@@ -1,8 +1,11 @@
-"""The one place tenacity is used: a Retrying/AsyncRetrying driven by a CallState.
+"""The one place tenacity is used: the loop that runs a call's attempts.
 
-tenacity runs the loop and the waits; every verdict comes from ``CallState.on_failure``:
-``retry`` always says "look at it", ``stop`` says whether the step was to give up, ``wait``
-returns the step's delay, and the error callback raises the typed error. Its types stay here.
+tenacity runs the loop and sleeps through our clock; it takes no decision of its own. Each
+attempt is an :class:`~asr_resilience.retry.attempt.Attempt`, which classifies its failure once
+and stores the decided step on the call's :class:`~asr_resilience.retry.call.CallState`; the
+strategies below only read that step: ``retry`` unless it says "propagate", ``stop`` when it
+says "raise", ``wait`` its delay, and the error callback raises its typed error. tenacity's
+types stay in this module.
 """
 
 from __future__ import annotations
@@ -11,64 +14,59 @@ from typing import Any, NoReturn
 
 import tenacity
 
-from .call import CallState, Step
+from .call import CallState
 from .clock import Clock
 
-_PROPAGATE = Step("propagate")
+__all__ = ["async_loop", "sync_loop"]
 
 
-class _Verdicts:
-    """tenacity's callbacks, answering from the call state."""
+class _Strategies:
+    """tenacity's callbacks, answering from the call state's decided step."""
 
-    __slots__ = ("state", "step")
+    __slots__ = ("state",)
 
     def __init__(self, state: CallState) -> None:
         self.state = state
-        self.step = _PROPAGATE
 
     def retry(self, rs: tenacity.RetryCallState) -> bool:
         outcome = rs.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        exc = outcome.exception()
-        assert exc is not None
-        self.step = self.state.on_failure(exc)
-        return self.step.kind != "propagate"
+        return outcome is not None and outcome.failed and self.state.step.kind != "propagate"
 
     def stop(self, rs: tenacity.RetryCallState) -> bool:
-        return self.step.kind == "raise"
+        return self.state.step.kind == "raise"
 
     def wait(self, rs: tenacity.RetryCallState) -> float:
-        return self.step.delay if self.step.kind == "retry" else 0.0
+        step = self.state.step
+        return step.delay if step.kind == "retry" else 0.0
 
     def give_up(self, rs: tenacity.RetryCallState) -> NoReturn:
-        error = self.step.error
-        assert error is not None
-        raise error from self.step.cause
+        step = self.state.step
+        assert step.error is not None
+        raise step.error from step.cause
 
 
-def sync_retrying(state: CallState, clock: Clock) -> tenacity.Retrying:
-    """A tenacity loop for blocking calls."""
-    verdicts = _Verdicts(state)
+def sync_loop(state: CallState, clock: Clock) -> tenacity.Retrying:
+    """The loop for blocking attempts: ``for manager in sync_loop(...): with manager: ...``."""
+    s = _Strategies(state)
     return tenacity.Retrying(
-        retry=verdicts.retry,
-        stop=verdicts.stop,
-        wait=verdicts.wait,
+        retry=s.retry,
+        stop=s.stop,
+        wait=s.wait,
         sleep=clock.wait,
-        retry_error_callback=verdicts.give_up,
+        retry_error_callback=s.give_up,
         reraise=True,
     )
 
 
-def async_retrying(state: CallState, clock: Clock) -> tenacity.AsyncRetrying:
-    """A tenacity loop for coroutines."""
-    verdicts = _Verdicts(state)
+def async_loop(state: CallState, clock: Clock) -> tenacity.AsyncRetrying:
+    """The loop for attempts in a task: ``async for manager in async_loop(...)``."""
+    s = _Strategies(state)
     sleep: Any = clock.async_wait
     return tenacity.AsyncRetrying(
-        retry=verdicts.retry,
-        stop=verdicts.stop,
-        wait=verdicts.wait,
+        retry=s.retry,
+        stop=s.stop,
+        wait=s.wait,
         sleep=sleep,
-        retry_error_callback=verdicts.give_up,
+        retry_error_callback=s.give_up,
         reraise=True,
     )

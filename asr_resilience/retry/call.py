@@ -44,6 +44,10 @@ class QueueTimeout(Exception):
     """Raised inside an attempt when no concurrency slot came free within the deadline."""
 
 
+class DeadlineTimeout(TimeoutError):
+    """The call's deadline passed while an attempt was running (a ``TimeoutError``)."""
+
+
 class ResultFailure(Exception):
     """A returned value that signals a vendor failure (a REST body with a failing status)."""
 
@@ -61,6 +65,19 @@ class Step:
     delay: float = 0.0
     error: BaseException | None = None
     cause: BaseException | None = None
+
+
+PROPAGATE = Step("propagate")
+"""Not a failure of the service: the exception goes to the caller as it is."""
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """The failure ``exc`` stands for (None: not the service's); the one classification."""
+    if isinstance(exc, ResultFailure):
+        return exc.failure
+    if not isinstance(exc, Exception) or isinstance(exc, CircuitOpen | QueueTimeout):
+        return None
+    return extract_failure(exc)
 
 
 @dataclass(slots=True)
@@ -120,7 +137,13 @@ def is_server_class(failure: Failure) -> bool:
 
 
 class CallState:
-    """The running history of one call."""
+    """The running history of one call, and the one place that decides what follows a failure.
+
+    Pure bookkeeping of the call (attempts, refreshes, deadline, history): it never waits and
+    holds no resource. :meth:`decide` turns a classified failure into the next :class:`Step`;
+    the scope's shared counters (breaker, budget, limiter) are settled by the attempt itself
+    (:class:`~asr_resilience.retry.attempt.Attempt`) before it asks.
+    """
 
     __slots__ = (
         "deadline_at",
@@ -130,18 +153,23 @@ class CallState:
         "retries",
         "settings",
         "start",
+        "step",
         "token",
     )
 
-    def __init__(self, settings: CallSettings, start: float) -> None:
+    def __init__(self, settings: CallSettings, start: float, deadline: float | None = None) -> None:
         self.settings = settings
         self.start = start
-        self.deadline_at = start + settings.policy.defaults.deadline
+        self.deadline_at = start + (
+            settings.policy.defaults.deadline if deadline is None else deadline
+        )
         self.history: list[AttemptRecord] = []
         self.refreshes = 0
         self.retries = 0
         self.previous_delay: float | None = None
         self.token: str | None = None
+        self.step: Step = PROPAGATE
+        """The step decided after the latest failed attempt (what the loop does next)."""
 
     @property
     def attempt(self) -> int:
@@ -149,10 +177,23 @@ class CallState:
         return len(self.history) + 1
 
     def remaining(self) -> float:
+        """Seconds left before the call's deadline (negative once it has passed)."""
         return self.deadline_at - self.settings.clock.monotonic()
 
     def on_failure(self, exc: BaseException) -> Step:
-        """Decide what follows the failed attempt that raised ``exc``."""
+        """Classify ``exc`` and decide (for callers outside an attempt, e.g. tests)."""
+        return self.decide(exc, classify(exc))
+
+    def decide(self, exc: BaseException, failure: Failure | None) -> Step:
+        """Decide what follows the failed attempt that raised ``exc`` (``failure``: its class).
+
+        Sets and returns :attr:`step`: retry after a delay, raise a typed error, or let a
+        foreign exception propagate unchanged.
+        """
+        self.step = step = self._decide(exc, failure)
+        return step
+
+    def _decide(self, exc: BaseException, failure: Failure | None) -> Step:
         s = self.settings
         now = s.clock.monotonic()
         if isinstance(exc, CircuitOpen):
@@ -171,23 +212,22 @@ class CallState:
                 exc,
                 record=False,
             )
-        failure = exc.failure if isinstance(exc, ResultFailure) else extract_failure(exc)
+        if isinstance(exc, DeadlineTimeout):
+            # The attempt itself ran into the deadline: nothing is left to decide.
+            self._record(failure, None, 0.0)
+            return self._give_up(DeadlineExceededError, str(exc), None, exc, record=False)
         if failure is None:
-            return Step("propagate")
-        scope = s.scope()
-        if self.attempt == 1 and scope.budget is not None:
-            scope.budget.deposit(now)
-        if scope.breaker is not None:
-            if is_server_class(failure):
-                scope.breaker.record_failure(now)
-            else:
-                scope.breaker.record_success(now)
+            return PROPAGATE
         decision = s.policy.decide(failure)
         action = decision.action
         if action == "fix-client":
             return self._give_up(FixClientError, "the request is wrong", decision, exc, failure)
         if action == "fail-fast":
             return self._give_up(FailFastError, "a retry cannot help", decision, exc, failure)
+        if now >= self.deadline_at:
+            return self._give_up(
+                DeadlineExceededError, "the deadline passed", decision, exc, failure
+            )
         if action == "refresh-token":
             return self._refresh(decision, exc, failure, now)
         return self._retry(decision, exc, failure, now)
@@ -212,10 +252,6 @@ class CallState:
                 decision,
                 exc,
                 failure,
-            )
-        if now >= self.deadline_at:
-            return self._give_up(
-                DeadlineExceededError, "the deadline passed", decision, exc, failure
             )
         self.refreshes += 1
         if self.token is not None:

@@ -4,59 +4,31 @@
 
     for attempt in ar.retrying(policy, tokens=tokens):
         with attempt:
-            text = recognize(audio, token=attempt.token)
+            text = recognize(audio, token=attempt.token, timeout=attempt.remaining)
 
-``async for`` works the same way. One object serves both; each iteration is one attempt.
+``async for`` works the same way, and there the block runs under a timer at the call's deadline.
+One object serves both; each iteration is one :class:`~asr_resilience.retry.attempt.Attempt`,
+admitted before it is handed out and settled when its block ends, on the same tenacity loop as
+every other call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._tenacity import async_retrying, sync_retrying
-from .admission import admit_async, admit_sync, settle
+from ._tenacity import async_loop, sync_loop
+from .attempt import Attempt
 from .call import CallSettings, CallState
 from .clock import Clock
 from .settings import PolicyLike, make_settings
 
 if TYPE_CHECKING:
-    from ..limits.limiter import Permit
     from ..tokens import TokenManager
 
-
-class Attempt:
-    """One attempt of a block: enter it with ``with``; ``token`` is the token to use."""
-
-    __slots__ = ("_manager", "_permit", "_state", "token")
-
-    def __init__(self, state: CallState, manager: Any, permit: Permit | None) -> None:
-        self._state = state
-        self._manager = manager
-        self._permit = permit
-        self.token: str = state.token or ""
-
-    @property
-    def number(self) -> int:
-        """1-based attempt number."""
-        return self._state.attempt
-
-    def __enter__(self) -> Attempt:
-        self._manager.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        permit, self._permit = self._permit, None
-        settle(self._state, permit, exc)
-        result: bool | None = self._manager.__exit__(exc_type, exc, tb)
-        return result
+__all__ = ["retrying"]
 
 
 class retrying:
@@ -79,24 +51,39 @@ class retrying:
     def __iter__(self) -> Iterator[Attempt]:
         s = self._settings
         state = CallState(s, s.clock.monotonic())
-        for manager in sync_retrying(state, s.clock):
+        for manager in sync_loop(state, s.clock):
+            attempt = Attempt(state, None, manager)
             try:
-                permit = admit_sync(state)
-            except Exception as exc:
+                attempt.admit_sync()
+            except BaseException as exc:
+                attempt.close(exc)
+                if not isinstance(exc, Exception):
+                    raise
                 _feed(manager, exc)
                 continue
-            yield Attempt(state, manager, permit)
+            try:
+                yield attempt
+            finally:
+                attempt.abandon()  # left without entering it (or the loop was closed)
 
     async def __aiter__(self) -> AsyncIterator[Attempt]:
         s = self._settings
         state = CallState(s, s.clock.monotonic())
-        async for manager in async_retrying(state, s.clock):
+        task = asyncio.current_task()
+        async for manager in async_loop(state, s.clock):
+            attempt = Attempt(state, task, manager)
             try:
-                permit = await admit_async(state)
-            except Exception as exc:
+                await attempt.admit()
+            except BaseException as exc:
+                attempt.close(exc)
+                if not isinstance(exc, Exception):
+                    raise
                 _feed(manager, exc)
                 continue
-            yield Attempt(state, manager, permit)
+            try:
+                yield attempt
+            finally:
+                attempt.abandon()
 
 
 def _feed(manager: Any, exc: BaseException) -> None:

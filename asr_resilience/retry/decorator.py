@@ -8,9 +8,11 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from .call import CallState
+from ..extract import rest_result
+from .attempt import Attempt
+from .call import CallState, ResultFailure
 from .clock import Clock
-from .runner import call_async, call_sync
+from .engine import run_async, run_sync
 from .settings import PolicyLike, make_settings
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ def resilient(
     attempt and refreshes it when the service rejects it. ``scope`` names the budget, breaker and
     limiter the call shares (default: the policy's name). ``check_result`` treats a returned REST
     body whose ``status`` is not 20000000 as a failure.
+
+    Each attempt runs under the policy's deadline: a coroutine is cancelled when it passes (and
+    the call ends in ``DeadlineExceededError``); a blocking function cannot be interrupted, so
+    it reads the time left from :func:`asr_resilience.current_attempt` and hands it on, e.g.
+    ``requests.post(..., timeout=current_attempt().remaining)``.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
@@ -49,63 +56,37 @@ def resilient(
             check_result=check_result,
         )
         monotonic = settings.clock.monotonic
+        needs_token = tokens is not None
+
+        def finish(result: Any) -> Any:
+            if check_result:
+                failure = rest_result(result)
+                if failure is not None:
+                    raise ResultFailure(failure, result)
+            return result
 
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                sc = settings.scope()
-                start = monotonic()
-                breaker = sc.breaker
-                if (
-                    sc.limiter is not None
-                    or check_result
-                    or (breaker is not None and not breaker.allow(start))
-                ):
-                    return await call_async(settings, afn, args, kwargs)
-                token = None
-                if tokens is not None:
-                    token = tokens.current()
-                    if token is None:
-                        return await call_async(settings, afn, args, kwargs)
-                    kwargs["token"] = token
-                try:
-                    result = await afn(*args, **kwargs)
-                except Exception as exc:
-                    state = CallState(settings, start)
-                    state.token = token
-                    return await call_async(settings, afn, args, kwargs, exc, state)
-                sc.on_success(monotonic())
-                return result
+                async def body(attempt: Attempt) -> Any:
+                    if needs_token:
+                        kwargs["token"] = attempt.token
+                    return finish(await afn(*args, **kwargs))
+
+                return await run_async(CallState(settings, monotonic()), body)
 
             return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            sc = settings.scope()
-            start = monotonic()
-            breaker = sc.breaker
-            if (
-                sc.limiter is not None
-                or check_result
-                or (breaker is not None and not breaker.allow(start))
-            ):
-                return call_sync(settings, fn, args, kwargs)
-            token = None
-            if tokens is not None:
-                token = tokens.current()
-                if token is None:
-                    return call_sync(settings, fn, args, kwargs)
-                kwargs["token"] = token
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                state = CallState(settings, start)
-                state.token = token
-                return call_sync(settings, fn, args, kwargs, exc, state)
-            sc.on_success(monotonic())
-            return result
+            def body(attempt: Attempt) -> Any:
+                if needs_token:
+                    kwargs["token"] = attempt.token
+                return finish(fn(*args, **kwargs))
+
+            return run_sync(CallState(settings, monotonic()), body)
 
         return cast(Callable[P, R], sync_wrapper)
 

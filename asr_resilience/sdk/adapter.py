@@ -4,8 +4,8 @@ under a policy.
 Each attempt builds a new SDK object with an :class:`~.tracker.AttemptTracker`'s callbacks,
 ``start()``, sends the audio, ``stop()``, waits for the close, and ends the connection; the
 tracker's outcome is the attempt's result or the error the policy classifies. Attempts run in
-``asr_resilience.retry.retrying``, so retries, token refreshes, the deadline, the retry budget,
-the breaker and the limiter are the policy's, as for the project's own clients.
+the execution core (``asr_resilience.retry``), so retries, token refreshes, the deadline, the
+retry budget, the breaker and the limiter are the policy's, as for the project's own clients.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from ..clients.credentials import resolve_appkey, resolve_tokens
 from ..clients.recognizer import DEFAULT_GATEWAY
 from ..clients.results import Recognition, SentenceEvent
 from ..errors import FixClientError
-from ..retry import retrying
-from ..retry.settings import PolicyLike, resolve_policy
+from ..retry.attempt import Attempt
+from ..retry.call import CallState
+from ..retry.engine import run_sync
+from ..retry.settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from . import _nls
 from .trace import install_log_tap
@@ -80,11 +82,13 @@ class _SdkAdapter:
             self._nls.websocket.WebSocketException,
             OSError,
         )
-        self._retrying = retrying(
+        self._settings = make_settings(
             self.policy,
             tokens=self.tokens,
             scope=self.scope,
-            name=f"{type(self).__name__}.{self._service_verb}",
+            clock=None,
+            rng=None,
+            function=f"{type(self).__name__}.{self._service_verb}",
         )
 
     def __repr__(self) -> str:
@@ -109,15 +113,17 @@ class _SdkAdapter:
             raise ValueError("chunk must be a positive number of bytes")
         data = bytes(audio)
         call = CallNotes()
-        outcome: tuple[AttemptTracker, Finished, int] | None = None
-        for attempt in self._retrying:
-            with attempt:
-                tracker, finished = self._attempt(
-                    attempt.token, call, data, aformat, sample_rate, chunk, pace
-                )
-                outcome = (tracker, finished, attempt.number)
-        assert outcome is not None  # the loop ends by success or by raising
-        return outcome
+
+        def body(attempt: Attempt) -> tuple[AttemptTracker, Finished, int]:
+            # A blocking SDK cannot be interrupted: every wait gets the time left instead.
+            limit = min(self.timeout, attempt.remaining)
+            tracker, finished = self._attempt(
+                attempt.token, call, data, aformat, sample_rate, chunk, pace, limit
+            )
+            return tracker, finished, attempt.number
+
+        settings = self._settings
+        return run_sync(CallState(settings, settings.clock.monotonic()), body)
 
     def _attempt(
         self,
@@ -128,8 +134,12 @@ class _SdkAdapter:
         sample_rate: int,
         chunk: int,
         pace: int | None,
+        limit: float,
     ) -> tuple[AttemptTracker, Finished]:
-        """One SDK object, one connection; raises what the tracker's outcome says."""
+        """One SDK object, one connection; raises what the tracker's outcome says.
+
+        ``limit`` (seconds) bounds each of the SDK's waits: its timeout, or the time left.
+        """
         self._tap.ensure_enabled()
         tracker = AttemptTracker(self._tap, self._service)
         try:
@@ -138,23 +148,21 @@ class _SdkAdapter:
             raise SdkParameterError(f"the official SDK refused its arguments: {exc}") from exc
         tracker.watch(sdk)
         try:
-            self._start(sdk, aformat, sample_rate)
+            self._start(sdk, aformat, sample_rate, limit)
             if tracker.started.is_set():
                 self._send(sdk, tracker, audio, chunk, pace)
-                self._stop(sdk, tracker)
+                self._stop(sdk, tracker, limit)
             # start() returns on TaskFailed before the SDK calls on_error, and on_close follows
             # every end (Completed, TaskFailed, a drop): wait for it rather than guess.
-            tracker.wait_closed(self.timeout)
-            return tracker, tracker.outcome(call, waited=self.timeout)
+            tracker.wait_closed(limit)
+            return tracker, tracker.outcome(call, waited=limit)
         finally:
-            tracker.release(self.timeout)
+            tracker.release(limit)
 
-    def _start(self, sdk: Any, aformat: str, sample_rate: int) -> None:
+    def _start(self, sdk: Any, aformat: str, sample_rate: int, limit: float) -> None:
         exc = self._nls.exception
         try:
-            sdk.start(
-                aformat=aformat, sample_rate=sample_rate, timeout=self.timeout, **self.start_kwargs
-            )
+            sdk.start(aformat=aformat, sample_rate=sample_rate, timeout=limit, **self.start_kwargs)
         except self._timeouts as error:
             raise TimeoutError(f"the official SDK's start() timed out: {error}") from error
         except (exc.InvalidParameter, ValueError) as error:
@@ -176,11 +184,11 @@ class _SdkAdapter:
             if pace and tracker.closed.wait(len(piece) / pace):
                 return
 
-    def _stop(self, sdk: Any, tracker: AttemptTracker) -> None:
+    def _stop(self, sdk: Any, tracker: AttemptTracker, limit: float) -> None:
         if tracker.over:
             return
         try:
-            sdk.stop(timeout=self.timeout)
+            sdk.stop(timeout=limit)
         except self._nls.exception.StopTimeoutException as error:
             raise TimeoutError(f"the official SDK's stop() timed out: {error}") from error
         except self._gone:

@@ -1,0 +1,294 @@
+"""One attempt: admitted once, settled exactly once, bounded by the call's deadline.
+
+Every attempt the library makes — a decorated function's, a block's, a client's, a stream
+leg's, a resumed leg's — is an :class:`Attempt`. It is the only place where:
+
+* the scope's resources are taken: the breaker's ticket (a half-open probe, or a plain pass),
+  a concurrency permit (waited for within the time left), the token (fetched within the time
+  left);
+* they are given back, once, whatever ended the attempt — a return, any exception, a
+  cancellation, the deadline — because the giving back is the ``__exit__`` of a context manager
+  (or :meth:`Attempt.close` for an attempt that outlives the block, a stream leg);
+* a failure is classified (once) and handed to :meth:`CallState.decide
+  <asr_resilience.retry.call.CallState.decide>`, whose step the loop then carries out.
+
+Inside a task, entering an attempt arms one timer at the call's deadline: when it fires the
+attempt is cancelled and ends in ``TimeoutError``, so connect, handshake, token fetch, reads and
+a whole REST exchange are bounded together, not per operation (a server that drips one byte at
+a time cannot hold a call). Blocking code cannot be interrupted that way; it reads
+:attr:`Attempt.remaining` (the clients hand it to every blocking wait), and so can a user's own
+function through :func:`current_attempt`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..limits.breaker import PASS, PROBE, REFUSED
+from .call import (
+    CallState,
+    CircuitOpen,
+    DeadlineTimeout,
+    QueueTimeout,
+    Step,
+    classify,
+    is_server_class,
+)
+
+if TYPE_CHECKING:
+    from tenacity import AttemptManager
+
+    from ..failure import Failure
+    from ..limits.limiter import Permit
+
+__all__ = ["Attempt", "DeadlineTimeout", "current_attempt"]
+
+_current: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
+    "asr_resilience_attempt", default=None
+)
+
+
+def current_attempt() -> Attempt | None:
+    """The attempt running in this thread or task (None outside any), for ``.remaining``."""
+    return _current.get()
+
+
+def _expire(attempt: Attempt) -> None:
+    attempt._fired = True
+    task = attempt._task
+    if task is not None:
+        task.cancel()
+
+
+class Attempt:
+    """One attempt of a call: ``token`` is the token to use, ``remaining`` the time left.
+
+    Use it as a context manager (``with attempt:``); the block form and every client do. In
+    the block form (``for attempt in retrying(...)``) a failure the policy retries is swallowed
+    at the end of the block and the loop goes on; one it gives up on is raised typed. An
+    attempt whose resource must outlive the block (a stream leg holding its slot until it
+    closes) calls :meth:`hold` inside the block and :meth:`close` when the leg ends.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_fired",
+        "_held",
+        "_manager",
+        "_permit",
+        "_phase",
+        "_reset",
+        "_scope_done",
+        "_task",
+        "_ticket",
+        "_timer",
+        "failure",
+        "number",
+        "state",
+        "token",
+    )
+
+    def __init__(
+        self,
+        state: CallState,
+        task: asyncio.Task[Any] | None = None,
+        manager: AttemptManager | None = None,
+    ) -> None:
+        self.state = state
+        self._manager = manager  # the block form's: tenacity's record of this attempt
+        self.number = state.attempt
+        """1-based attempt number within the call (or the stream's fault episode)."""
+        self.token: str = state.token or ""
+        """The token this attempt uses ("" without a TokenManager)."""
+        self.failure: Failure | None = None
+        """The classified failure the attempt ended with (None: success, or not classified)."""
+        self._task = task
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired = False
+        self._phase = "the attempt"  # what a deadline timer interrupts, for the error message
+        self._ticket = PASS
+        self._permit: Permit | None = None
+        self._held = False
+        self._closed = False
+        self._scope_done = False
+        self._reset: contextvars.Token[Attempt | None] | None = None
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the call's deadline (0 once it has passed)."""
+        left = self.state.deadline_at - self.state.settings.clock.monotonic()
+        return left if left > 0.0 else 0.0
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def _breaker(self) -> None:
+        breaker = self.state.settings.scope().breaker
+        if breaker is not None:
+            ticket = breaker.ticket(self.state.settings.clock.monotonic())
+            if ticket == REFUSED:
+                raise CircuitOpen()
+            self._ticket = ticket
+
+    def admit_sync(self) -> None:
+        """Take the breaker's ticket, a slot and the token, each within the time left."""
+        self._breaker()
+        state = self.state
+        limiter = state.settings.scope().limiter
+        if limiter is not None:
+            self._permit = limiter.acquire_sync(timeout=self.remaining)
+            if self._permit is None:
+                raise QueueTimeout()
+        tokens = state.settings.tokens
+        if tokens is not None:
+            self.token = state.token = (
+                tokens.current() or tokens.get_sync()
+            )  # MERGE: timeout=self.remaining
+
+    async def admit(self) -> None:
+        """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
+        self._breaker()
+        state = self.state
+        limiter = state.settings.scope().limiter
+        if limiter is not None:
+            self._phase = "the wait for a concurrency slot"
+            self._permit = await limiter.acquire(timeout=self.remaining)
+            if self._permit is None:
+                raise QueueTimeout()
+        tokens = state.settings.tokens
+        if tokens is not None:
+            self._phase = "the token fetch"
+            # Inside a task the attempt's deadline timer bounds this wait like any other.
+            self.token = state.token = tokens.current() or await tokens.get()
+        self._phase = "the attempt"
+
+    # -- the block -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Attempt:
+        if self._manager is not None:
+            self._manager.__enter__()
+        task = self._task
+        if task is not None:
+            loop = task.get_loop()
+            self._timer = loop.call_at(
+                loop.time() + (self.state.deadline_at - self.state.settings.clock.monotonic()),
+                _expire,
+                self,
+            )
+        self._reset = _current.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        timeout = self._disarm(exc)
+        if self._reset is not None:
+            _current.reset(self._reset)
+            self._reset = None
+        if timeout is not None:
+            self.close(timeout)
+            if self._manager is None:
+                raise timeout from exc
+            timeout.__cause__ = exc
+            exc_type, exc, tb = DeadlineTimeout, timeout, timeout.__traceback__
+        elif exc is None and self._held:
+            self._settle_scope(None)  # the leg started: the breaker and budget see a success
+        else:
+            self.close(exc)
+        if self._manager is None:
+            return False
+        # The block form: tenacity records the outcome and swallows it; the loop then reads
+        # the step this attempt decided (retry, raise typed, or propagate the original).
+        return bool(self._manager.__exit__(exc_type, exc, tb))
+
+    def _disarm(self, exc: BaseException | None) -> DeadlineTimeout | None:
+        """Stop the deadline timer; the TimeoutError to raise when it cancelled the block."""
+        timer = self._timer
+        if timer is None:
+            return None
+        timer.cancel()
+        self._timer = None
+        if not self._fired:
+            return None
+        task = self._task
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+        if uncancel is not None and uncancel() > 0:
+            return None  # someone else cancelled the task too: that cancellation goes on
+        if isinstance(exc, asyncio.CancelledError):
+            return DeadlineTimeout(f"the call's deadline passed during {self._phase}")
+        return None
+
+    def hold(self) -> Attempt:
+        """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
+        self._held = True
+        return self
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def close(self, exc: BaseException | None, state: CallState | None = None) -> Step | None:
+        """Settle the attempt with its outcome; a failure is classified and decided once.
+
+        Gives back the slot (the limiter learns "success", "throttled" or "dropped"), tells the
+        breaker and budget what happened (a probe always comes back), then — for an exception —
+        decides the next step on ``state`` (default: the attempt's own call) and returns it.
+        Safe to call more than once: only the first call settles.
+        """
+        if self._closed:
+            return None
+        self._closed = True
+        failure = None if exc is None else classify(exc)
+        self.failure = failure
+        permit, self._permit = self._permit, None
+        if permit is not None:
+            if exc is None:
+                permit.release("success")
+            else:
+                permit.release(
+                    "throttled" if failure is not None and failure.throttled else "dropped"
+                )
+        self._settle_scope(exc, failure)
+        if exc is None or not isinstance(exc, Exception):
+            return None  # success, or a cancellation / interrupt: nothing to decide
+        return (state or self.state).decide(exc, failure)
+
+    def abandon(self) -> None:
+        """Settle an attempt nobody ran to its end: the slot and a probe go back, no verdict."""
+        self.close(GeneratorExit())
+
+    def _settle_scope(self, exc: BaseException | None, failure: Failure | None = None) -> None:
+        """Breaker and budget bookkeeping; a held attempt may add a late server failure."""
+        state = self.state
+        scope = state.settings.scope()
+        breaker = scope.breaker
+        now = state.settings.clock.monotonic()
+        if self._scope_done:
+            if breaker is not None and failure is not None and is_server_class(failure):
+                breaker.record_failure(now)  # a held leg that broke later
+            return
+        self._scope_done = True
+        first = not state.history
+        if exc is None:
+            if first:
+                scope.on_success(now)  # the call's one deposit, and the breaker's success
+            elif breaker is not None:
+                breaker.record_success(now)
+            return
+        if failure is None:
+            if self._ticket == PROBE and breaker is not None:
+                breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
+            return
+        if first and scope.budget is not None:
+            scope.budget.deposit(now)
+        if breaker is not None:
+            if is_server_class(failure):
+                breaker.record_failure(now)
+            else:
+                breaker.record_success(now)
+
+    def __repr__(self) -> str:
+        return f"Attempt(number={self.number}, remaining={self.remaining:.3f})"
