@@ -40,7 +40,8 @@ class RestRecognizer:
     The arguments are :class:`~asr_resilience.clients.Recognizer`'s; ``timeout`` is httpx's
     per-operation timeout (seconds); the policy's deadline bounds each whole exchange, so a
     server that drips its answer cannot hold a call past it. Pass ``client`` to share an
-    ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one, each call opens and closes its own.
+    ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one,
+    each call opens and closes its own.
     """
 
     def __init__(

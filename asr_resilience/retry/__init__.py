@@ -3,7 +3,7 @@
 See ``docs/architecture.md`` for the path of an attempt.
 """
 
-from .attempt import Attempt, DeadlineTimeout, current_attempt
+from .attempt import Attempt, DeadlineTimeout
 from .clock import SYSTEM_CLOCK, Clock
 from .context import retrying
 from .decorator import resilient
@@ -13,7 +13,6 @@ __all__ = [
     "Attempt",
     "Clock",
     "DeadlineTimeout",
-    "current_attempt",
     "resilient",
     "retrying",
 ]

@@ -17,13 +17,12 @@ attempt is cancelled and ends in ``TimeoutError``, so connect, handshake, token 
 a whole REST exchange are bounded together, not per operation (a server that drips one byte at
 a time cannot hold a call). Blocking code cannot be interrupted that way; it reads
 :attr:`Attempt.remaining` (the clients hand it to every blocking wait), and so can a user's own
-function through :func:`current_attempt`.
+function (``@resilient`` passes the attempt to a function that takes an ``attempt`` keyword).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -44,20 +43,16 @@ if TYPE_CHECKING:
     from ..failure import Failure
     from ..limits.limiter import Permit
 
-__all__ = ["Attempt", "DeadlineTimeout", "current_attempt"]
+__all__ = ["Attempt", "DeadlineTimeout"]
 
-_current: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
-    "asr_resilience_attempt", default=None
-)
-
-
-def current_attempt() -> Attempt | None:
-    """The attempt running in this thread or task (None outside any), for ``.remaining``."""
-    return _current.get()
+_FIRED = 1  # the deadline timer cancelled the attempt
+_HELD = 2  # the slot outlives the block (a stream leg)
+_CLOSED = 4  # settled: the slot went back, the outcome was decided
+_SCOPE_DONE = 8  # the breaker and budget have seen the outcome
 
 
 def _expire(attempt: Attempt) -> None:
-    attempt._fired = True
+    attempt._flags |= _FIRED
     task = attempt._task
     if task is not None:
         task.cancel()
@@ -73,23 +68,26 @@ class Attempt:
     closes) calls :meth:`hold` inside the block and :meth:`close` when the leg ends.
     """
 
+    # Only what every attempt needs is set in __init__ (this is the hot path of every call);
+    # the rest (_failure, _phase, _ticket, _timer) is set where it arises and read with a
+    # default.
     __slots__ = (
-        "_closed",
-        "_fired",
-        "_held",
+        "_failure",
+        "_flags",
         "_manager",
         "_permit",
         "_phase",
-        "_reset",
-        "_scope_done",
         "_task",
         "_ticket",
         "_timer",
-        "failure",
         "number",
         "state",
         "token",
     )
+    _failure: Failure | None
+    _phase: str
+    _ticket: int
+    _timer: asyncio.TimerHandle
 
     def __init__(
         self,
@@ -98,60 +96,60 @@ class Attempt:
         manager: AttemptManager | None = None,
     ) -> None:
         self.state = state
+        self._task = task
         self._manager = manager  # the block form's: tenacity's record of this attempt
-        self.number = state.attempt
+        self.number = len(state.history) + 1
         """1-based attempt number within the call (or the stream's fault episode)."""
         self.token: str = state.token or ""
         """The token this attempt uses ("" without a TokenManager)."""
-        self.failure: Failure | None = None
-        """The classified failure the attempt ended with (None: success, or not classified)."""
-        self._task = task
-        self._timer: asyncio.TimerHandle | None = None
-        self._fired = False
-        self._phase = "the attempt"  # what a deadline timer interrupts, for the error message
-        self._ticket = PASS
         self._permit: Permit | None = None
-        self._held = False
-        self._closed = False
-        self._scope_done = False
-        self._reset: contextvars.Token[Attempt | None] | None = None
+        self._flags = 0
+
+    @property
+    def failure(self) -> Failure | None:
+        """The classified failure the attempt ended with (None: success, or not classified)."""
+        return getattr(self, "_failure", None)
 
     @property
     def remaining(self) -> float:
         """Seconds left before the call's deadline (0 once it has passed)."""
-        left = self.state.deadline_at - self.state.settings.clock.monotonic()
+        left = self.state.deadline_at - self.state.monotonic()
         return left if left > 0.0 else 0.0
 
     # -- admission -----------------------------------------------------------------------------
 
-    def _breaker(self) -> None:
-        breaker = self.state.settings.scope().breaker
-        if breaker is not None:
-            ticket = breaker.ticket(self.state.settings.clock.monotonic())
-            if ticket == REFUSED:
-                raise CircuitOpen()
-            self._ticket = ticket
-
     def admit_sync(self) -> None:
         """Take the breaker's ticket, a slot and the token, each within the time left."""
-        self._breaker()
         state = self.state
-        limiter = state.settings.scope().limiter
+        scope = state.scope
+        breaker = scope.breaker
+        if breaker is not None:
+            ticket = breaker.ticket()
+            if ticket != PASS:
+                if ticket == REFUSED:
+                    raise CircuitOpen()
+                self._ticket = ticket
+        limiter = scope.limiter
         if limiter is not None:
             self._permit = limiter.acquire_sync(timeout=self.remaining)
             if self._permit is None:
                 raise QueueTimeout()
         tokens = state.settings.tokens
         if tokens is not None:
-            self.token = state.token = (
-                tokens.current() or tokens.get_sync()
-            )  # MERGE: timeout=self.remaining
+            self.token = state.token = tokens.current() or tokens.get_sync()  # MERGE: timeout
 
     async def admit(self) -> None:
         """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
-        self._breaker()
         state = self.state
-        limiter = state.settings.scope().limiter
+        scope = state.scope
+        breaker = scope.breaker
+        if breaker is not None:
+            ticket = breaker.ticket()
+            if ticket != PASS:
+                if ticket == REFUSED:
+                    raise CircuitOpen()
+                self._ticket = ticket
+        limiter = scope.limiter
         if limiter is not None:
             self._phase = "the wait for a concurrency slot"
             self._permit = await limiter.acquire(timeout=self.remaining)
@@ -159,9 +157,12 @@ class Attempt:
                 raise QueueTimeout()
         tokens = state.settings.tokens
         if tokens is not None:
-            self._phase = "the token fetch"
-            # Inside a task the attempt's deadline timer bounds this wait like any other.
-            self.token = state.token = tokens.current() or await tokens.get()
+            token = tokens.current()
+            if token is None:
+                self._phase = "the token fetch"
+                # Inside a task the attempt's deadline timer bounds this wait like any other.
+                token = await tokens.get()
+            self.token = state.token = token
         self._phase = "the attempt"
 
     # -- the block -----------------------------------------------------------------------------
@@ -172,12 +173,10 @@ class Attempt:
         task = self._task
         if task is not None:
             loop = task.get_loop()
+            state = self.state
             self._timer = loop.call_at(
-                loop.time() + (self.state.deadline_at - self.state.settings.clock.monotonic()),
-                _expire,
-                self,
+                loop.time() + (state.deadline_at - state.monotonic()), _expire, self
             )
-        self._reset = _current.set(self)
         return self
 
     def __exit__(
@@ -186,17 +185,41 @@ class Attempt:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        if exc is None and self._flags == 0 and self._manager is None:
+            # The common case, kept short: a plain success.
+            if self._task is not None:
+                self._timer.cancel()
+                if self._flags:  # the timer fired after the block's last suspension
+                    return self._exit(exc_type, exc, tb)
+            self._flags = _CLOSED | _SCOPE_DONE
+            permit = self._permit
+            if permit is not None:
+                self._permit = None
+                permit.release("success")
+            state = self.state
+            scope = state.scope
+            now = state.monotonic()
+            if not state.history and scope.budget is not None:
+                scope.budget.deposit(now)  # the call's one deposit
+            if scope.breaker is not None:
+                scope.breaker.record_success(now)
+            return False
+        return self._exit(exc_type, exc, tb)
+
+    def _exit(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
         timeout = self._disarm(exc)
-        if self._reset is not None:
-            _current.reset(self._reset)
-            self._reset = None
         if timeout is not None:
             self.close(timeout)
             if self._manager is None:
                 raise timeout from exc
             timeout.__cause__ = exc
             exc_type, exc, tb = DeadlineTimeout, timeout, timeout.__traceback__
-        elif exc is None and self._held:
+        elif exc is None and self._flags & _HELD:
             self._settle_scope(None)  # the leg started: the breaker and budget see a success
         else:
             self.close(exc)
@@ -208,24 +231,25 @@ class Attempt:
 
     def _disarm(self, exc: BaseException | None) -> DeadlineTimeout | None:
         """Stop the deadline timer; the TimeoutError to raise when it cancelled the block."""
-        timer = self._timer
+        if self._task is None:
+            return None
+        timer: asyncio.TimerHandle | None = getattr(self, "_timer", None)
         if timer is None:
             return None
-        timer.cancel()
-        self._timer = None
-        if not self._fired:
+        timer.cancel()  # a second cancel() of a handle does nothing
+        if not self._flags & _FIRED:
             return None
-        task = self._task
-        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+        uncancel = getattr(self._task, "uncancel", None)  # Python >= 3.11
         if uncancel is not None and uncancel() > 0:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
-            return DeadlineTimeout(f"the call's deadline passed during {self._phase}")
+            phase = getattr(self, "_phase", "the attempt")
+            return DeadlineTimeout(f"the call's deadline passed during {phase}")
         return None
 
     def hold(self) -> Attempt:
         """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
-        self._held = True
+        self._flags |= _HELD
         return self
 
     # -- settling ------------------------------------------------------------------------------
@@ -238,19 +262,18 @@ class Attempt:
         decides the next step on ``state`` (default: the attempt's own call) and returns it.
         Safe to call more than once: only the first call settles.
         """
-        if self._closed:
+        if self._flags & _CLOSED:
             return None
-        self._closed = True
+        self._flags |= _CLOSED
         failure = None if exc is None else classify(exc)
-        self.failure = failure
+        self._failure = failure
         permit, self._permit = self._permit, None
         if permit is not None:
             if exc is None:
                 permit.release("success")
             else:
-                permit.release(
-                    "throttled" if failure is not None and failure.throttled else "dropped"
-                )
+                throttled = failure is not None and failure.throttled
+                permit.release("throttled" if throttled else "dropped")
         self._settle_scope(exc, failure)
         if exc is None or not isinstance(exc, Exception):
             return None  # success, or a cancellation / interrupt: nothing to decide
@@ -263,14 +286,14 @@ class Attempt:
     def _settle_scope(self, exc: BaseException | None, failure: Failure | None = None) -> None:
         """Breaker and budget bookkeeping; a held attempt may add a late server failure."""
         state = self.state
-        scope = state.settings.scope()
+        scope = state.scope
         breaker = scope.breaker
-        now = state.settings.clock.monotonic()
-        if self._scope_done:
+        now = state.monotonic()
+        if self._flags & _SCOPE_DONE:
             if breaker is not None and failure is not None and is_server_class(failure):
                 breaker.record_failure(now)  # a held leg that broke later
             return
-        self._scope_done = True
+        self._flags |= _SCOPE_DONE
         first = not state.history
         if exc is None:
             if first:
@@ -279,7 +302,7 @@ class Attempt:
                 breaker.record_success(now)
             return
         if failure is None:
-            if self._ticket == PROBE and breaker is not None:
+            if getattr(self, "_ticket", PASS) == PROBE and breaker is not None:
                 breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
             return
         if first and scope.budget is not None:

@@ -148,18 +148,21 @@ class CallState:
     __slots__ = (
         "deadline_at",
         "history",
+        "monotonic",
         "previous_delay",
         "refreshes",
         "retries",
+        "scope",
         "settings",
-        "start",
         "step",
         "token",
     )
 
     def __init__(self, settings: CallSettings, start: float, deadline: float | None = None) -> None:
         self.settings = settings
-        self.start = start
+        self.scope = settings.scope()
+        """The shared budget, breaker and limiter this call's attempts settle with."""
+        self.monotonic = settings.clock.monotonic
         self.deadline_at = start + (
             settings.policy.defaults.deadline if deadline is None else deadline
         )
@@ -178,7 +181,7 @@ class CallState:
 
     def remaining(self) -> float:
         """Seconds left before the call's deadline (negative once it has passed)."""
-        return self.deadline_at - self.settings.clock.monotonic()
+        return self.deadline_at - self.monotonic()
 
     def on_failure(self, exc: BaseException) -> Step:
         """Classify ``exc`` and decide (for callers outside an attempt, e.g. tests)."""

@@ -40,9 +40,9 @@ def resilient(
     body whose ``status`` is not 20000000 as a failure.
 
     Each attempt runs under the policy's deadline: a coroutine is cancelled when it passes (and
-    the call ends in ``DeadlineExceededError``); a blocking function cannot be interrupted, so
-    it reads the time left from :func:`asr_resilience.current_attempt` and hands it on, e.g.
-    ``requests.post(..., timeout=current_attempt().remaining)``.
+    the call ends in ``DeadlineExceededError``). A blocking function cannot be interrupted: one
+    that declares an ``attempt`` keyword receives the running :class:`Attempt` and hands its
+    ``remaining`` seconds on, e.g. ``requests.post(..., timeout=attempt.remaining)``.
     """
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
@@ -57,12 +57,12 @@ def resilient(
         )
         monotonic = settings.clock.monotonic
         needs_token = tokens is not None
+        wants_attempt = _takes_keyword(fn, "attempt")
 
-        def finish(result: Any) -> Any:
-            if check_result:
-                failure = rest_result(result)
-                if failure is not None:
-                    raise ResultFailure(failure, result)
+        def checked(result: Any) -> Any:
+            failure = rest_result(result)
+            if failure is not None:
+                raise ResultFailure(failure, result)
             return result
 
         if inspect.iscoroutinefunction(fn):
@@ -73,7 +73,10 @@ def resilient(
                 async def body(attempt: Attempt) -> Any:
                     if needs_token:
                         kwargs["token"] = attempt.token
-                    return finish(await afn(*args, **kwargs))
+                    if wants_attempt:
+                        kwargs["attempt"] = attempt
+                    result = await afn(*args, **kwargs)
+                    return checked(result) if check_result else result
 
                 return await run_async(CallState(settings, monotonic()), body)
 
@@ -84,10 +87,26 @@ def resilient(
             def body(attempt: Attempt) -> Any:
                 if needs_token:
                     kwargs["token"] = attempt.token
-                return finish(fn(*args, **kwargs))
+                if wants_attempt:
+                    kwargs["attempt"] = attempt
+                result = fn(*args, **kwargs)
+                return checked(result) if check_result else result
 
             return run_sync(CallState(settings, monotonic()), body)
 
         return cast(Callable[P, R], sync_wrapper)
 
     return decorate
+
+
+def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` accepts ``name`` as a keyword (named, not only through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return False
+    parameter = parameters.get(name)
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
