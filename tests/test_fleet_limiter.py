@@ -342,9 +342,13 @@ def test_waiters_move_to_local_limits_when_redis_dies(
 ) -> None:
     """A caller waiting for a fleet slot gets a local one when Redis goes away mid-wait."""
     connection = FleetConnection.from_url(private_redis.url, probe_interval=0.05)
-    limiter = FleetLimiter(connection, "limiter:{acct}", quota=1, fallback_share=1.0)
+    # The fleet is full (one slot here, one at another worker); the local share (2) counts
+    # the slot this worker still holds, and has room for the waiter.
+    limiter = FleetLimiter(connection, "limiter:{acct}", quota=2, fallback_share=1.0)
+    other = FleetLimiter(connection, "limiter:{acct}", quota=2, fallback_share=1.0)
     try:
         held = _take(limiter)
+        elsewhere = _take(other)
         got: list[Permit | None] = []
         waiter = threading.Thread(target=lambda: got.append(limiter.acquire_sync(timeout=20)))
         waiter.start()
@@ -358,8 +362,10 @@ def test_waiters_move_to_local_limits_when_redis_dies(
         assert "asr_resilience.fleet_unavailable" in events
         got[0].release("success")
         held.release("success")
+        elsewhere.release("success")
     finally:
         limiter.close()
+        other.close()
         connection.close()
 
 
