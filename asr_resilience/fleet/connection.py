@@ -23,6 +23,7 @@ missing one, because the calls it would hold up have deadlines of their own.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# A command's own error, or a pipeline's ("Command # 3 (...) of pipeline caused error: ...").
+_WRONGTYPE = re.compile(r"(?:^|caused error: )WRONGTYPE\b")
 
 DEFAULT_SOCKET_TIMEOUT = 1.0
 """Seconds one Redis command may take before the fleet counts Redis as unavailable."""
@@ -200,7 +204,7 @@ class FleetConnection:
         try:
             return operation(self._client)
         except redis.ResponseError as exc:
-            if str(exc).startswith("WRONGTYPE"):
+            if _WRONGTYPE.search(str(exc)):
                 raise FleetKeyConflict(self._label) from exc
             self.mark_down(exc)
             raise FleetUnavailable(self._label) from exc
