@@ -669,3 +669,20 @@ def test_wrong_type_key_does_not_mark_redis_down(make: Any, redis_url: str) -> N
         assert limiter.connection.outages == 0
     finally:
         client.close()
+
+
+def test_no_wait_reaches_the_redis_probe(private_redis: fs.RedisServer) -> None:
+    """Under testing.no_wait the probe does not wait its interval: recovery is seen at once."""
+    from asr_resilience.fleet import FleetUnavailable
+    from asr_resilience.testing import no_wait
+
+    connection = FleetConnection.from_url(private_redis.url, probe_interval=600.0)
+    try:
+        with no_wait():
+            private_redis.kill()
+            with pytest.raises(FleetUnavailable):
+                connection.run(lambda client: client.ping())
+            private_redis.start()
+            fs.wait_until(lambda: connection.healthy, timeout=10, what="the probe to answer")
+    finally:
+        connection.close()
