@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.clock: the Clock and the no-wait switch, below every layer that waits."""
+"""Tests for asr_resilience.clock: the Clock and the no-wait switch, below every waiting layer."""
 
 from __future__ import annotations
 

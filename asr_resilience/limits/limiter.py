@@ -165,7 +165,7 @@ class AdaptiveLimiter:
 
     def acquire_sync(self, timeout: float | None = None) -> Permit | None:
         """Block the thread until a slot is free; ``None`` if ``timeout`` seconds pass first."""
-        return run_sync(self.plan(timeout))
+        return self._try_grant() or run_sync(self.plan(timeout))
 
     async def acquire(self, timeout: float | None = None) -> Permit | None:
         """Wait in the event loop until a slot is free; ``None`` if ``timeout`` passes first.
@@ -173,7 +173,7 @@ class AdaptiveLimiter:
         Cancellation-safe: a waiter cancelled before or after it was handed a slot gives the
         slot back.
         """
-        return await run_async(self.plan(timeout))
+        return self._try_grant() or await run_async(self.plan(timeout))
 
     def plan(self, timeout: float | None) -> Plan[Permit | None]:
         """The acquire, for :func:`~.waiting.run_sync` or :func:`~.waiting.run_async`."""
@@ -185,6 +185,13 @@ class AdaptiveLimiter:
             waiter = self._waiters.join()
         # Interrupted or cancelled, it leaves the queue, or gives back a slot handed over.
         return (yield from self._waiters.wait(waiter, timeout, _drop))
+
+    def _try_grant(self) -> Permit | None:
+        """The happy path without building a plan: a free slot and nobody queued."""
+        with self._lock:
+            if not self._waiters and self._in_flight < self._slots:
+                return self._grant()
+            return None
 
     def adopt(self) -> Permit:
         """Count a call admitted elsewhere that is still in flight: granted even past ``slots``.
