@@ -206,3 +206,69 @@ def test_disabled_records_nothing() -> None:
     assert breaker.allow()
     assert _state(breaker) == "closed"
     assert changes == []
+
+
+def test_release_probe_is_safe_in_every_state() -> None:
+    """release_probe with no probe out, closed, open or half-open, changes nothing."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(SETTINGS, clock)
+    breaker.release_probe()  # closed, nothing out
+    assert _state(breaker) == "closed"
+    assert breaker.allow()
+    for _ in range(10):
+        breaker.record_failure()
+    breaker.release_probe()  # open
+    assert _state(breaker) == "open"
+    assert not breaker.allow()
+    clock.advance(15.0)
+    assert breaker.allow()  # the probe
+    breaker.release_probe()
+    breaker.release_probe()  # a second time: nothing out any more
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.record_success()
+    breaker.release_probe()  # closed again
+    assert _state(breaker) == "closed"
+
+
+def test_release_probe_from_a_non_probe_call_keeps_the_probe_out() -> None:
+    """A call admitted before the breaker opened ends without a verdict: the probe stays out."""
+    clock = FakeClock()
+    breaker = _opened(clock)
+    clock.advance(15.0)
+    assert breaker.allow()  # this thread holds the probe
+    other = threading.Thread(target=breaker.release_probe)  # another caller's exit
+    other.start()
+    other.join()
+    assert not breaker.allow()
+    breaker.release_probe()
+    assert breaker.allow()
+
+
+async def test_release_probe_belongs_to_the_task_that_took_it() -> None:
+    """Between tasks of one loop, only the probe's own task gives it back."""
+    import asyncio
+
+    clock = FakeClock()
+    breaker = _opened(clock)
+    clock.advance(15.0)
+
+    async def probe() -> bool:
+        return breaker.allow()
+
+    assert await asyncio.create_task(probe())
+    breaker.release_probe()  # this task is not the probe's
+    assert not breaker.allow()
+
+
+def test_lost_probe_is_replaced_after_open_for() -> None:
+    """A probe never given back does not wedge half-open: after open_for another goes out."""
+    clock = FakeClock()
+    breaker = _opened(clock)
+    clock.advance(15.0)
+    assert breaker.allow()
+    clock.advance(14.9)
+    assert not breaker.allow()
+    clock.advance(0.1)
+    assert breaker.allow()
+    assert not breaker.allow()

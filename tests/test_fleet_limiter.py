@@ -17,7 +17,12 @@ from . import fleet_support as fs
 
 fs.require_redis_py()
 
-from asr_resilience.fleet import FleetConnection, FleetLimiter, FleetPermit  # noqa: E402
+from asr_resilience.fleet import (  # noqa: E402
+    FleetConnection,
+    FleetKeyConflict,
+    FleetLimiter,
+    FleetPermit,
+)
 from asr_resilience.limits import AdaptiveLimiter, Permit, get_scope  # noqa: E402
 from asr_resilience.policy import Policy  # noqa: E402
 from asr_resilience.policy.model import ConcurrencySettings, FleetSettings  # noqa: E402
@@ -342,9 +347,13 @@ def test_waiters_move_to_local_limits_when_redis_dies(
 ) -> None:
     """A caller waiting for a fleet slot gets a local one when Redis goes away mid-wait."""
     connection = FleetConnection.from_url(private_redis.url, probe_interval=0.05)
-    limiter = FleetLimiter(connection, "limiter:{acct}", quota=1, fallback_share=1.0)
+    # The fleet is full (one slot here, one at another worker); the local share (2) counts
+    # the slot this worker still holds, and has room for the waiter.
+    limiter = FleetLimiter(connection, "limiter:{acct}", quota=2, fallback_share=1.0)
+    other = FleetLimiter(connection, "limiter:{acct}", quota=2, fallback_share=1.0)
     try:
         held = _take(limiter)
+        elsewhere = _take(other)
         got: list[Permit | None] = []
         waiter = threading.Thread(target=lambda: got.append(limiter.acquire_sync(timeout=20)))
         waiter.start()
@@ -358,8 +367,10 @@ def test_waiters_move_to_local_limits_when_redis_dies(
         assert "asr_resilience.fleet_unavailable" in events
         got[0].release("success")
         held.release("success")
+        elsewhere.release("success")
     finally:
         limiter.close()
+        other.close()
         connection.close()
 
 
@@ -467,3 +478,211 @@ def test_resilient_calls_share_the_fleet_quota(redis_url: str, prefix: str, tmp_
         reset_scopes()
         close_shared_connections()
         vendor.close()
+
+
+# -- recovery keeps the quota --------------------------------------------------------------------
+
+
+def _live_leases(url: str, key: str) -> int:
+    """Leases in Redis that have not expired (the fleet's own count of calls in flight)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        seconds, micros = client.time()
+        return int(client.zcount(f"{key}:leases", f"({seconds * 1000 + micros // 1000}", "+inf"))
+    finally:
+        client.close()
+
+
+def test_local_holders_become_leases_when_redis_returns(
+    private_redis: fs.RedisServer, events: list[str]
+) -> None:
+    """Slots taken locally during an outage are leases after it: nobody overfills the quota."""
+    key = "limiter:{acct}"
+    conns = [FleetConnection.from_url(private_redis.url, probe_interval=0.05) for _ in range(3)]
+    a, b, c = (FleetLimiter(conn, key, quota=4, fallback_share=0.5) for conn in conns)
+    try:
+        private_redis.kill()
+        local = [_take(a), _take(a), _take(b), _take(b)]  # each worker's share: 2
+        assert not any(isinstance(p, FleetPermit) for p in local)
+        assert a.acquire_sync(timeout=0) is None  # the share is full
+        private_redis.start()  # empty: as after a crash
+        fs.wait_until(lambda: a.admitting and b.admitting, what="both workers to resume")
+        assert _live_leases(private_redis.url, key) == 4
+        assert a.stats()["local_registered"] == b.stats()["local_registered"] == 2
+        # Worker c never saw the outage: the fleet is full for it too.
+        assert c.acquire_sync(timeout=0) is None
+        assert c.acquire_sync(timeout=0.1) is None
+        for permit in local[:2]:
+            permit.release("success")  # their leases go with them
+        fleet = [_take(c), _take(c)]
+        assert all(isinstance(p, FleetPermit) for p in fleet)
+        assert _live_leases(private_redis.url, key) == 4
+        assert c.acquire_sync(timeout=0) is None
+        for permit in local[2:] + fleet:
+            permit.release("success")
+        fs.wait_until(lambda: _live_leases(private_redis.url, key) == 0, what="every lease back")
+    finally:
+        for limiter in (a, b, c):
+            limiter.close()
+        for conn in conns:
+            conn.close()
+
+
+def test_fleet_slots_held_through_an_outage_count_against_the_local_share(
+    private_redis: fs.RedisServer,
+) -> None:
+    """While Redis is away, the fleet slots still held fill the local share before new calls."""
+    connection = FleetConnection.from_url(private_redis.url, probe_interval=0.05)
+    limiter = FleetLimiter(connection, "limiter:{acct}", quota=4, fallback_share=0.5)
+    try:
+        held = [_take(limiter), _take(limiter)]
+        private_redis.kill()
+        assert limiter.acquire_sync(timeout=0.2) is None  # 2 still in flight = the share
+        assert limiter.stats()["fallback_in_flight"] == 2
+        held[0].release("success")
+        local = _take(limiter, timeout=5)
+        assert not isinstance(local, FleetPermit)
+        assert limiter.acquire_sync(timeout=0) is None
+        private_redis.start()
+        fs.wait_until(lambda: limiter.admitting, what="the limiter to resume")
+        # The fleet slot still held and the local one are both leases again.
+        assert _live_leases(private_redis.url, limiter.key) == 2
+        for permit in (held[1], local):
+            permit.release("success")
+    finally:
+        limiter.close()
+        connection.close()
+
+
+def test_quota_holds_through_a_redis_restart_under_load(private_redis: fs.RedisServer) -> None:
+    """Two workers, 8 threads, quota 4, Redis killed and restarted: never more than 4 in flight."""
+    import redis
+
+    quota = 4
+    key = "limiter:{acct}"
+    conns = [FleetConnection.from_url(private_redis.url, probe_interval=0.05) for _ in range(2)]
+    # A generous grace: on a loaded machine a worker's probe may run late.
+    workers = [
+        FleetLimiter(conn, key, quota=quota, fallback_share=0.5, lease_ttl=1.0, recovery_grace=0.5)
+        for conn in conns
+    ]
+    vendor = redis.Redis.from_url(fs.SHARED_URL)  # the "calls" talk to a server that stays up
+    lock = threading.Lock()
+    in_flight = 0
+    peaks = {"before": 0, "outage": 0, "after": 0}
+    phase = "before"
+    kinds: list[str] = []
+    stop = threading.Event()
+
+    def call(limiter: FleetLimiter) -> None:
+        nonlocal in_flight
+        while not stop.is_set():
+            permit = limiter.acquire_sync(timeout=5)
+            assert permit is not None
+            with lock:
+                in_flight += 1
+                peaks[phase] = max(peaks[phase], in_flight)
+                kinds.append("fleet" if isinstance(permit, FleetPermit) else "local")
+            for _ in range(CALL_ROUND_TRIPS):
+                vendor.ping()
+            with lock:
+                in_flight -= 1
+            permit.release("success")
+
+    threads = [threading.Thread(target=call, args=(workers[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        fs.wait_until(lambda: kinds.count("fleet") >= 50, timeout=20, what="fleet calls")
+        phase = "outage"
+        private_redis.kill()
+        fs.wait_until(lambda: kinds.count("local") >= 50, timeout=20, what="local calls")
+        private_redis.start()
+        phase = "after"
+        fs.wait_until(lambda: all(w.admitting for w in workers), timeout=20, what="resume")
+        seen = len(kinds)
+        fs.wait_until(lambda: kinds[seen:].count("fleet") >= 100, timeout=20, what="fleet again")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for limiter in workers:
+            limiter.close()
+        for conn in conns:
+            conn.close()
+        vendor.close()
+    assert max(peaks.values()) <= quota, peaks
+    assert peaks["after"] == quota, peaks  # the quota is used, not only respected
+
+
+# -- a key of the wrong type ----------------------------------------------------------------------
+
+
+def test_wrong_type_key_is_repaired_with_one_warning(make: Any, redis_url: str) -> None:
+    """A string SET over the leases key: one warning naming it, repaired, no outage flood."""
+    import redis
+    import structlog
+
+    limiter = make(quota=2, lease_ttl=5)
+    leases = f"{limiter.key}:leases"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        client.set(leases, "not a sorted set")
+        with structlog.testing.capture_logs() as logs:
+            first = _take(limiter)  # local while the key is repaired: the call is not refused
+            first.release("success")
+            fs.wait_until(lambda: limiter.admitting, what="the limiter to resume")
+            assert client.type(leases) in ("zset", "none")
+            for _ in range(20):  # many calls, each one a round trip to Redis
+                permit = _take(limiter)
+                assert isinstance(permit, FleetPermit)
+                permit.release("success")
+            # Written over again: repaired again, quietly.
+            client.delete(leases)
+            client.set(leases, "again")
+            _take(limiter).release("success")
+            fs.wait_until(lambda: limiter.stats()["key_conflicts"] >= 2, what="the 2nd conflict")
+            fs.wait_until(lambda: limiter.admitting, timeout=10, what="the limiter to resume")
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert [e["event"] for e in warnings] == ["asr_resilience.fleet_key_conflict"], warnings
+        assert warnings[0]["key"] == leases
+        assert warnings[0]["found"] == "string"
+        assert client.type(leases) in ("zset", "none")
+    finally:
+        client.close()
+
+
+def test_wrong_type_key_does_not_mark_redis_down(make: Any, redis_url: str) -> None:
+    """WRONGTYPE is not an outage: the shared connection stays healthy for everything else."""
+    import redis
+
+    limiter = make(quota=1)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"{limiter.key}:state", "oops")
+        with pytest.raises(FleetKeyConflict):
+            limiter.fleet_stats()
+        assert limiter.connection.healthy
+        fs.wait_until(lambda: limiter.admitting, what="the repair")
+        assert limiter.connection.outages == 0
+    finally:
+        client.close()
+
+
+def test_no_wait_reaches_the_redis_probe(private_redis: fs.RedisServer) -> None:
+    """Under testing.no_wait the probe does not wait its interval: recovery is seen at once."""
+    from asr_resilience.fleet import FleetUnavailable
+    from asr_resilience.testing import no_wait
+
+    connection = FleetConnection.from_url(private_redis.url, probe_interval=600.0)
+    try:
+        with no_wait():
+            private_redis.kill()
+            with pytest.raises(FleetUnavailable):
+                connection.run(lambda client: client.ping())
+            private_redis.start()
+            fs.wait_until(lambda: connection.healthy, timeout=10, what="the probe to answer")
+    finally:
+        connection.close()

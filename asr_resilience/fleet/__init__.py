@@ -1,11 +1,15 @@
 """Fleet scale on Redis: one token and one concurrency quota for every worker of an account.
 
 Needs redis-py (``pip install 'asr-resilience[redis]'``); the rest of the package never imports
-this subpackage unless a policy enables ``fleet:`` or the code uses it.
+this subpackage unless a policy enables ``fleet:`` or the code uses it. Importing it registers
+the ``"redis"`` limiter backend with :mod:`asr_resilience.limits.backends`, which is how a scope
+with ``fleet.enabled`` finds it (the limits layer never imports the fleet).
 """
 
+from ..limits.backends import register_limiter_backend
 from .connection import (
     FleetConnection,
+    FleetKeyConflict,
     FleetUnavailable,
     close_shared_connections,
     resolve_url,
@@ -14,8 +18,11 @@ from .connection import (
 from .limiter import FleetLimiter, FleetPermit
 from .tokens import RedisTokenCache
 
+register_limiter_backend("redis", FleetLimiter.for_scope)
+
 __all__ = [
     "FleetConnection",
+    "FleetKeyConflict",
     "FleetLimiter",
     "FleetPermit",
     "FleetUnavailable",

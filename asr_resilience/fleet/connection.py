@@ -6,7 +6,15 @@ falls back to per-process limits and local tokens; while down, ``run`` refuses a
 waiting for a socket timeout on every call. One daemon thread then pings every
 ``probe_interval`` seconds; the first answer marks the connection up again (one
 ``asr_resilience.fleet_recovered`` warning). So each outage costs at most one Redis timeout per
-operation in flight when it starts, and never an unbounded wait.
+operation in flight when it starts, and never an unbounded wait. Components that must act on a
+transition (the limiter re-registers its local holders on recovery) :meth:`~FleetConnection.
+subscribe`; :attr:`~FleetConnection.outages` counts the outages, so a component can tell that
+one came and went between two of its looks.
+
+A server that answers ``WRONGTYPE`` is up: a key the library uses holds a value of another type
+(someone wrote over it). That is not an outage -- marking Redis down would only bring a
+``fleet_unavailable``/``fleet_recovered`` pair every probe, forever -- so :meth:`~FleetConnection.
+run` raises :class:`FleetKeyConflict` for the component that owns the key to repair it.
 
 The client has short socket timeouts and no retries of its own: a slow Redis is treated as a
 missing one, because the calls it would hold up have deadlines of their own.
@@ -15,6 +23,7 @@ missing one, because the calls it would hold up have deadlines of their own.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -23,6 +32,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..observe import emit
 from ..policy.model import FleetSettings
 from .scripts import Scripts
@@ -32,6 +42,7 @@ __all__ = [
     "DEFAULT_PROBE_INTERVAL",
     "DEFAULT_SOCKET_TIMEOUT",
     "FleetConnection",
+    "FleetKeyConflict",
     "FleetUnavailable",
     "close_shared_connections",
     "resolve_url",
@@ -39,6 +50,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# A command's own error, or a pipeline's ("Command # 3 (...) of pipeline caused error: ...").
+_WRONGTYPE = re.compile(r"(?:^|caused error: )WRONGTYPE\b")
 
 DEFAULT_SOCKET_TIMEOUT = 1.0
 """Seconds one Redis command may take before the fleet counts Redis as unavailable."""
@@ -50,6 +64,13 @@ DEFAULT_PROBE_INTERVAL = 1.0
 
 class FleetUnavailable(Exception):
     """Redis cannot be used now; the caller falls back to per-process limits or local tokens."""
+
+
+class FleetKeyConflict(FleetUnavailable):
+    """Redis answered WRONGTYPE: one of the library's keys holds another type of value.
+
+    The server is up (the connection stays healthy); the component that owns the key repairs it.
+    """
 
 
 def resolve_url(settings: FleetSettings, environ: Mapping[str, str] | None = None) -> str | None:
@@ -76,6 +97,7 @@ class FleetConnection:
         client: Any,
         *,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not probe_interval > 0:
             raise ValueError(f"probe_interval must be > 0 seconds, not {probe_interval!r}")
@@ -87,6 +109,9 @@ class FleetConnection:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._prober: threading.Thread | None = None
+        self._clock = clock
+        self._outages = 0
+        self._listeners: list[Callable[[bool], None]] = []
         if client is None:
             emit("fleet_unavailable", level="warning", redis="none", error="no Redis URL")
 
@@ -120,6 +145,38 @@ class FleetConnection:
         return self._healthy
 
     @property
+    def outages(self) -> int:
+        """How many times the connection has been marked down (0 for a missing Redis)."""
+        return self._outages
+
+    @property
+    def probe_interval(self) -> float:
+        """Seconds between pings while Redis is unavailable."""
+        return self._probe_interval
+
+    def subscribe(self, listener: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``listener(healthy)`` after every transition (from the thread that saw it).
+
+        Returns a function that unsubscribes. A listener must not block: it runs on the probe
+        thread or on whichever thread hit the error.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _notify(self, healthy: bool) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(healthy)
+
+    @property
     def label(self) -> str:
         """``host:port/db`` of the server, without credentials."""
         return self._label
@@ -139,12 +196,18 @@ class FleetConnection:
     def run(self, operation: Callable[[Any], T]) -> T:
         """``operation(client)``; on any Redis error mark the fleet down and raise FleetUnavailable.
 
-        Raises FleetUnavailable at once while the fleet is down.
+        Raises FleetUnavailable at once while the fleet is down, and FleetKeyConflict (without
+        marking anything down) when Redis answered WRONGTYPE.
         """
         if not self._healthy:
             raise FleetUnavailable(self._label)
         try:
             return operation(self._client)
+        except redis.ResponseError as exc:
+            if _WRONGTYPE.search(str(exc)):
+                raise FleetKeyConflict(self._label) from exc
+            self.mark_down(exc)
+            raise FleetUnavailable(self._label) from exc
         except (redis.RedisError, OSError) as exc:
             self.mark_down(exc)
             raise FleetUnavailable(self._label) from exc
@@ -155,6 +218,7 @@ class FleetConnection:
             if not self._healthy or self._client is None:
                 return
             self._healthy = False
+            self._outages += 1
             prober = self._prober
             if prober is None or not prober.is_alive():
                 self._prober = threading.Thread(
@@ -162,9 +226,11 @@ class FleetConnection:
                 )
                 self._prober.start()
         emit("fleet_unavailable", level="warning", redis=self._label, error=type(error).__name__)
+        self._notify(False)
 
     def _probe(self) -> None:
-        while not self._stop.wait(self._probe_interval):
+        # A poll: under ``testing.no_wait`` it does not pause between pings.
+        while not self._stop.wait(self._clock.pause(self._probe_interval)):
             try:
                 self._client.ping()
             except (redis.RedisError, OSError):
@@ -174,6 +240,7 @@ class FleetConnection:
                     return
                 self._healthy = True
             emit("fleet_recovered", level="warning", redis=self._label)
+            self._notify(True)
             return
 
     def close(self) -> None:
@@ -181,6 +248,7 @@ class FleetConnection:
         with self._lock:
             self._stop.set()
             self._healthy = False
+            self._outages += 1
             prober = self._prober
         if prober is not None and prober is not threading.current_thread():
             prober.join()

@@ -32,30 +32,66 @@ slow start: a success grows it (when the fleet is at least half using it), a ``"
 release anywhere halves it -- once per round: only a permit granted at the current epoch may cut,
 and a cut starts a new epoch.
 
-Without Redis
--------------
+Without Redis, and back
+-----------------------
 When Redis is unavailable (see :mod:`.connection`), acquisitions go to a local
 :class:`AdaptiveLimiter` holding this process's share, and waiters already queued for the fleet
-are moved to it; recovery brings new acquisitions back to the fleet.
+are moved to it. The share counts every call this process has in flight, not only the ones it
+admits itself: the fleet permits still held when Redis went away are *adopted* by it (each
+holds a local slot until released), so the process never runs more than its share while cut off.
+
+Recovery keeps the quota by *registering*, not by draining. When Redis answers again the worker
+thread, before any new fleet admission, writes one lease per local permit still held (and
+re-writes the leases of its fleet permits, which a restarted Redis has forgotten), renewed like
+any lease and removed when those permits are released; it also sends the releases it could not
+send while Redis was away. Draining instead (admitting no fleet work here until the local
+holders finish) protects only this process: the other workers, seeing an empty Redis, would
+fill the quota while our local calls still run, and a long call would shut this process out
+for its whole length. Registered, every call in flight anywhere is a lease, and the fleet's
+acquire script admits nobody until the total is below the quota again.
+
+The other workers come back at slightly different moments (each one's probe notices on its own
+schedule), so after registering, a worker keeps admitting locally for ``recovery_grace``
+seconds (default two probe intervals) before it takes fleet slots again: by then every worker
+whose probe runs on time has registered its own local holders too. A local permit granted
+during the grace is registered before the switch, and one handed over after it is exchanged
+for a fleet slot. What stays outside the guarantee: a worker whose probe is slower than the
+grace, and outages shorter than one Redis command, which nobody notices.
+
+Keys of the wrong type
+----------------------
+A ``WRONGTYPE`` answer (something else wrote over one of our keys, all namespaced under the
+limiter's key) is not an outage. The limiter goes local, emits one
+``asr_resilience.fleet_key_conflict`` warning naming the key and what it held, deletes that
+key (only if it still has the wrong type; the scripts recreate it) and re-registers its holders
+as after an outage. If the conflict comes back, it repairs again after an exponential backoff
+(``probe_interval`` doubling to 30 s), logging at debug level only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import random
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..limits.limiter import AdaptiveLimiter, Outcome, Permit
+from ..limits.waiting import Blocking, Plan, WaiterQueue, run_async, run_sync
 from ..observe import emit
 from ..policy.model import ConcurrencySettings, FleetSettings
-from .connection import FleetConnection, FleetUnavailable, resolve_url, shared_connection
+from ..policy.policy import Policy
+from .connection import (
+    FleetConnection,
+    FleetKeyConflict,
+    FleetUnavailable,
+    resolve_url,
+    shared_connection,
+)
 
 __all__ = ["DEFAULT_WAITER_TTL", "FleetLimiter", "FleetPermit"]
 
@@ -63,49 +99,24 @@ DEFAULT_WAITER_TTL = 3.0
 """Seconds a waiting worker keeps its place in the fleet's queue without polling."""
 _POLL_MIN = 0.005
 _POLL_MAX = 0.05
+_REPAIR_BACKOFF_MAX = 30.0
+# The type each of the limiter's keys must have, in the order of FleetLimiter._keys.
+_KEY_TYPES = ("zset", "zset", "zset", "string", "hash")
 
 
 class FleetPermit(Permit):
-    """A fleet slot: a lease in Redis, renewed while held; ``release`` it exactly once."""
+    """A fleet slot: a lease in Redis, renewed while held; ``release`` it once."""
 
-    __slots__ = ("_fleet", "lease_id")
+    __slots__ = ("_shadow", "lease_id")
 
     def __init__(self, fleet: FleetLimiter, lease_id: str, epoch: int) -> None:
-        # Permit's _limiter stays unset: releasing goes to the fleet, never to a local limiter.
-        self._fleet = fleet
-        self._epoch = epoch
-        self._released = False
+        super().__init__(fleet, epoch)
         self.lease_id = lease_id
-
-    def release(self, outcome: Outcome) -> None:
-        """Give the slot back, telling the fleet how the call went (never blocks)."""
-        self._fleet._release(self, outcome)
+        # The local slot that counts this call while Redis is away (see "Without Redis").
+        self._shadow: Permit | None = None
 
     def __repr__(self) -> str:
         return f"FleetPermit({self.lease_id!r}, epoch={self._epoch}, released={self._released})"
-
-
-class _Waiter:
-    """A thread (``event``) or a task (``loop`` and ``future``) queued for a fleet slot."""
-
-    __slots__ = ("event", "fallback", "future", "loop", "permit")
-
-    def __init__(
-        self,
-        event: threading.Event | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
-        future: asyncio.Future[None] | None = None,
-    ) -> None:
-        self.event = event
-        self.loop = loop
-        self.future = future
-        self.permit: FleetPermit | None = None
-        self.fallback = False  # Redis went away while it waited: ask the local limiter instead
-
-
-def _wake_future(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -124,12 +135,14 @@ def _fallback_settings(
 class FleetLimiter:
     """Limits calls in flight across every process sharing ``key`` on one Redis server.
 
-    Same interface as :class:`AdaptiveLimiter`: ``acquire_sync``, ``acquire``, and
+    Satisfies :class:`~asr_resilience.limits.Limiter`: ``acquire_sync``, ``acquire``, and
     ``Permit.release(outcome)``. ``quota`` fixes the fleet's limit; ``None`` learns it between
     ``min_limit`` and ``max_limit`` from ``initial``. ``fallback`` is the local limiter's settings
     while Redis is unavailable (default: ``ceil(quota * fallback_share)`` slots, or
     ``max_limit * fallback_share`` without a quota). ``on_change(old, new)`` runs on the worker
-    thread when a release changes the fleet's slot count or cuts it.
+    thread when a release changes the fleet's slot count or cuts it. ``recovery_grace`` is how
+    long after Redis comes back this process keeps admitting locally (default: two probe
+    intervals of the connection). Poll backoff goes through ``clock`` (``testing.no_wait``).
     """
 
     def __init__(
@@ -148,6 +161,8 @@ class FleetLimiter:
         waiter_ttl: float = DEFAULT_WAITER_TTL,
         poll_min: float = _POLL_MIN,
         poll_max: float = _POLL_MAX,
+        recovery_grace: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if quota is not None and quota < 1:
             raise ValueError(f"quota must be >= 1, not {quota!r}")
@@ -159,6 +174,8 @@ class FleetLimiter:
             raise ValueError(f"fallback_share must be in (0, 1], not {fallback_share!r}")
         if not 0 < poll_min <= poll_max:
             raise ValueError(f"need 0 < poll_min <= poll_max, not {poll_min}, {poll_max}")
+        if recovery_grace is not None and not recovery_grace >= 0:
+            raise ValueError(f"recovery_grace must be >= 0 seconds, not {recovery_grace!r}")
         self._connection = connection
         self.key = key
         self._keys = [f"{key}:{part}" for part in ("leases", "queue", "seen", "ticket", "state")]
@@ -171,25 +188,43 @@ class FleetLimiter:
         self._waiter_ms = max(1, round(waiter_ttl * 1000))
         self._poll_min = poll_min
         self._poll_max = poll_max
+        self._grace = 2 * connection.probe_interval if recovery_grace is None else recovery_grace
+        self._clock = clock
         self._on_change = on_change
         self._fallback = AdaptiveLimiter(
             fallback or _fallback_settings(quota, fallback_share, None, max_limit),
             on_change=on_change,
+            on_release=self._local_released,
         )
         # The worker's name in Redis: unique per limiter object, readable in diagnostics.
         self._me = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._next_lease = 0
         self._cond = threading.Condition(threading.Lock())
-        self._waiters: deque[_Waiter] = deque()
+        self._waiters: WaiterQueue[FleetPermit] = WaiterQueue(self._cond, self._cond.notify)
         self._releases: list[tuple[str, Outcome, int]] = []
         self._live: dict[str, FleetPermit] = {}
+        # Local permits handed out by this limiter -> their lease once registered in Redis.
+        self._local: dict[Permit, tuple[str, int] | None] = {}
+        self._unadopted = False  # some fleet permit in _live has no local shadow yet
         self._poke = False
         self._queued = False
         self._closed = False
         self._thread: threading.Thread | None = None
         self._slots = quota if quota is not None else self._initial  # as last seen in Redis
         self._fleet_in_flight = 0
+        self._epoch = 0  # the fleet's epoch as last seen
         self._lost = 0
+        # Fleet admission is on while _synced == connection.outages (see "Without Redis").
+        self._synced = connection.outages if connection.healthy else -1
+        self._hold_until: float | None = None  # end of the recovery grace under way
+        self._hold_for = -1  # the outage count that grace is for
+        self._sync_at = 0.0  # not before: the repair backoff
+        self._repair_due = False
+        self._repair_backoff = connection.probe_interval
+        self._repaired = False
+        self._conflicts = 0
+        self._warned_keys: set[str] = set()
+        self._unsubscribe = connection.subscribe(self._connection_changed)
 
     @property
     def adaptive(self) -> bool:
@@ -226,6 +261,21 @@ class FleetLimiter:
             on_change=on_change,
         )
 
+    @classmethod
+    def for_scope(
+        cls,
+        name: str,
+        policy: Policy,
+        *,
+        clock: Callable[[], float],
+        on_change: Callable[[float, float], None] | None,
+    ) -> FleetLimiter:
+        """The ``"redis"`` limiter backend (:mod:`asr_resilience.limits.backends`)."""
+        del clock  # leases run on the server's clock
+        return cls.from_settings(
+            policy.fleet, name, concurrency=policy.concurrency, on_change=on_change
+        )
+
     # -- reading -------------------------------------------------------------------------------
 
     @property
@@ -253,6 +303,18 @@ class FleetLimiter:
         """The Redis connection and its health."""
         return self._connection
 
+    @property
+    def admitting(self) -> bool:
+        """Whether new calls take fleet slots now (False while down, recovering or repairing)."""
+        return self._admitting()
+
+    def _admitting(self) -> bool:
+        return (
+            not self._closed
+            and self._connection.healthy
+            and self._synced == self._connection.outages
+        )
+
     def stats(self) -> dict[str, float | int]:
         """A local snapshot: fleet slots and in-flight count last seen, this process's part."""
         with self._cond:
@@ -262,8 +324,12 @@ class FleetLimiter:
                 "in_flight": len(self._live),
                 "waiting": len(self._waiters),
                 "fallback_in_flight": self._fallback.in_flight,
+                "local_held": len(self._local),
+                "local_registered": sum(1 for lease in self._local.values() if lease is not None),
                 "healthy": int(self._connection.healthy),
+                "admitting": int(self._admitting()),
                 "lost_leases": self._lost,
+                "key_conflicts": self._conflicts,
             }
 
     def fleet_stats(self) -> dict[str, float | int]:
@@ -281,7 +347,7 @@ class FleetLimiter:
             pipe.hmget(state, "limit", "ssthresh", "epoch")
             return list(pipe.execute())
 
-        live, queued, (limit, ssthresh, epoch) = self._connection.run(read)
+        live, queued, (limit, ssthresh, epoch) = self._call(read)
         fixed = self._quota
         return {
             "in_flight": int(live),
@@ -298,90 +364,82 @@ class FleetLimiter:
 
         While Redis is unavailable the slot comes from the local fallback limiter.
         """
-        if not self._connection.healthy or self._closed:
-            return self._fallback.acquire_sync(timeout)
-        if timeout is not None and timeout <= 0:
-            return self._try_now()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        waiter = _Waiter(event=threading.Event())
-        self._enqueue(waiter)
-        assert waiter.event is not None
-        try:
-            waiter.event.wait(timeout)
-        except BaseException:
-            # Interrupted (KeyboardInterrupt): leave the queue, or give back a slot handed over.
-            permit = self._settle(waiter)
-            if permit is not None:
-                permit.release("dropped")
-            raise
-        permit = self._settle(waiter)
-        if waiter.fallback:
-            return self._fallback.acquire_sync(_remaining(deadline))
-        return permit
+        return run_sync(self.plan(timeout))
 
     async def acquire(self, timeout: float | None = None) -> Permit | None:
         """Wait in the event loop for a fleet slot; ``None`` if ``timeout`` passes first.
 
         Cancellation-safe: a waiter cancelled after it was handed a slot gives it back.
         """
-        if not self._connection.healthy or self._closed:
-            return await self._fallback.acquire(timeout)
-        if timeout is not None and timeout <= 0:
-            return await asyncio.to_thread(self._try_now)
+        return await run_async(self.plan(timeout))
+
+    def plan(self, timeout: float | None) -> Plan[Permit | None]:
+        """The acquire, for :func:`~asr_resilience.limits.waiting.run_sync` or ``run_async``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        waiter = _Waiter(loop=loop, future=future)
-        self._enqueue(waiter)
-        timer = None if timeout is None else loop.call_later(timeout, _wake_future, future)
-        try:
-            await future
-        except BaseException:
-            permit = self._settle(waiter)
-            if permit is not None:
-                permit.release("dropped")
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        permit = self._settle(waiter)
-        if waiter.fallback:
-            return await self._fallback.acquire(_remaining(deadline))
+        if not self._admitting():
+            return (yield from self._local_plan(deadline))
+        if timeout is not None and timeout <= 0:
+            permit: FleetPermit | None = yield Blocking(self._try_now, undo=_drop)
+            if permit is None and not self._admitting():
+                return (yield from self._local_plan(deadline))
+            return permit
+        with self._cond:
+            waiter = self._waiters.join()
+            self._ensure_worker()
+            self._cond.notify()
+        permit = yield from self._waiters.wait(waiter, timeout, _drop)
+        if waiter.redirected:  # Redis went away (or a key needs repair) while it waited
+            return (yield from self._local_plan(deadline))
         return permit
 
-    def _try_now(self) -> Permit | None:
+    def _local_plan(self, deadline: float | None) -> Plan[Permit | None]:
+        """A local slot; exchanged for a fleet slot if the fleet came back meanwhile."""
+        self._adopt_live()
+        self._ensure_worker_if_needed()
+        permit = yield from self._fallback.plan(_remaining(deadline))
+        if permit is None:
+            return None
+        with self._cond:
+            # Checked under the lock the recovery flips admission under: either this permit is
+            # recorded before, and the recovery registers it, or it sees the fleet back.
+            if not self._admitting():
+                self._local[permit] = None
+                return permit
+        permit.release("dropped")
+        return (yield from self.plan(_remaining(deadline)))
+
+    def _try_now(self) -> FleetPermit | None:
         """One attempt without queueing (``timeout <= 0``), in the calling thread."""
         try:
             granted, epoch = self._acquire_remote(1, queue=False)
         except FleetUnavailable:
-            return self._fallback.acquire_sync(0)
+            return None  # the plan goes local when the fleet is not admitting
         if not granted:
             return None
         permit = FleetPermit(self, granted[0], epoch)
         with self._cond:
             self._live[permit.lease_id] = permit
+            self._unadopted = True
             self._ensure_worker()  # it renews the lease
             self._cond.notify()
         return permit
 
-    def _enqueue(self, waiter: _Waiter) -> None:
+    def _adopt_live(self) -> None:
+        """Count the fleet permits still held against the local share (see "Without Redis")."""
+        if not self._unadopted:
+            return
         with self._cond:
-            self._waiters.append(waiter)
-            self._ensure_worker()
-            self._cond.notify()
+            for permit in self._live.values():
+                if permit._shadow is None:
+                    permit._shadow = self._fallback.adopt()
+            self._unadopted = False
 
-    def _settle(self, waiter: _Waiter) -> FleetPermit | None:
-        """After a wait: the permit handed to ``waiter``, or ``None`` and out of the queue."""
-        with self._cond:
-            permit = waiter.permit
-            if permit is None and not waiter.fallback:
-                try:
-                    self._waiters.remove(waiter)
-                except ValueError:
-                    pass
-                else:
-                    self._cond.notify()  # the worker may now leave the fleet's queue
-            return permit
+    def _ensure_worker_if_needed(self) -> None:
+        # Going local while Redis answers (recovering, repairing): the worker must sync.
+        if self._connection.healthy and not self._closed:
+            with self._cond:
+                self._ensure_worker()
+                self._cond.notify()
 
     def _ensure_worker(self) -> None:
         # Called with the lock held. A forked child inherits the object but not the thread.
@@ -394,7 +452,8 @@ class FleetLimiter:
 
     # -- releasing -----------------------------------------------------------------------------
 
-    def _release(self, permit: FleetPermit, outcome: Outcome) -> None:
+    def _release(self, permit: Permit, outcome: Outcome) -> None:
+        assert isinstance(permit, FleetPermit)
         with self._cond:
             if permit._released:
                 return
@@ -405,8 +464,28 @@ class FleetLimiter:
             if not self._closed:
                 self._ensure_worker()
             self._cond.notify()
+            shadow, permit._shadow = permit._shadow, None
+        if shadow is not None:
+            shadow.release(outcome)
+
+    def _local_released(self, permit: Permit, outcome: Outcome) -> None:
+        """A local permit came back: its lease in Redis, if registered, goes too."""
+        with self._cond:
+            if permit not in self._local:
+                return  # a shadow, or a permit from before close()
+            lease = self._local.pop(permit)
+            if lease is None or self._closed:
+                return
+            lease_id, epoch = lease
+            self._releases.append((lease_id, outcome, epoch))
+            self._ensure_worker()
+            self._cond.notify()
 
     # -- the worker thread ---------------------------------------------------------------------
+
+    def _connection_changed(self, healthy: bool) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def _run(self) -> None:
         poll_at = 0.0
@@ -418,88 +497,215 @@ class FleetLimiter:
                     if self._closed:
                         return
                     now = time.monotonic()
-                    if self._releases or self._poke:
+                    healthy = self._connection.healthy
+                    admitting = healthy and self._synced == self._connection.outages
+                    syncing = healthy and not admitting
+                    sync_at = max(self._sync_at, self._hold_until or 0.0)
+                    renew = healthy and bool(self._live or self._local)
+                    waits = [renew_at - now] if renew else []
+                    if self._waiters and not admitting:
+                        break  # move them to the local share
+                    if renew and now >= renew_at:
                         break
-                    if self._waiters and (now >= poll_at or not self._connection.healthy):
-                        break
-                    if self._queued and not self._waiters:
-                        break
-                    if self._live and now >= renew_at:
-                        break
-                    waits = [poll_at - now] if self._waiters else []
-                    if self._live:
-                        waits.append(renew_at - now)
+                    if syncing:
+                        if now >= sync_at:
+                            break
+                        waits.append(sync_at - now)
+                    if admitting:
+                        if self._releases or self._poke:
+                            break
+                        if self._queued and not self._waiters:
+                            break
+                        if self._waiters:
+                            if now >= poll_at:
+                                break
+                            waits.append(poll_at - now)
+                    # Idle (or Redis down): wait for work, a due timer, or a connection change.
                     self._cond.wait(min(waits) if waits else None)
-                releases, self._releases = self._releases, []
+                releases: list[tuple[str, Outcome, int]] = []
+                if admitting:
+                    releases, self._releases = self._releases, []
                 if self._poke:
                     self._poke = False
                     poll_at, delay = 0.0, self._poll_min
                 want = len(self._waiters)
             try:
+                if not admitting:
+                    self._divert()
+                    if syncing and now >= sync_at:
+                        renew_at = time.monotonic() + self._renew_every
+                        self._sync()  # registers and renews every lease held here
+                    elif renew and now >= renew_at:
+                        renew_at = time.monotonic() + self._renew_every
+                        self._renew()
+                    continue
                 if releases:
                     self._release_remote(releases)
-                if want and self._connection.healthy:
+                if want:
                     if self._serve(want):
                         poll_at, delay = 0.0, self._poll_min
                     else:
                         # Jittered backoff: workers that lost a race must not poll in lockstep.
-                        poll_at = time.monotonic() + random.uniform(delay / 2, delay)
+                        pause = self._clock.pause(random.uniform(delay / 2, delay))
+                        poll_at = time.monotonic() + pause
                         delay = min(self._poll_max, delay * 2)
-                elif not want and self._queued:
+                elif self._queued:
                     self._leave_queue()
-                if self._live and time.monotonic() >= renew_at:
+                if time.monotonic() >= renew_at:
                     renew_at = time.monotonic() + self._renew_every
                     self._renew()
+            except FleetKeyConflict:
+                self._conflict()
             except FleetUnavailable:
                 pass  # the connection is marked down; the next turn moves the waiters
             except Exception as exc:  # a bug here must not strand the waiters forever
                 emit("fleet_limiter_error", level="error", key=self.key, error=type(exc).__name__)
                 self._connection.mark_down(exc)
-            if not self._connection.healthy:
-                self._divert()
 
     def _serve(self, want: int) -> bool:
         """Ask the fleet for ``want`` leases and hand them to the oldest waiters."""
         granted, epoch = self._acquire_remote(want, queue=True)
-        woken: list[_Waiter] = []
+        woken = []
         with self._cond:
             for lease_id in granted:
                 permit = FleetPermit(self, lease_id, epoch)
                 if self._waiters:
-                    waiter = self._waiters.popleft()
-                    waiter.permit = permit
+                    woken.append(self._waiters.serve(permit))
                     self._live[lease_id] = permit
-                    woken.append(waiter)
+                    self._unadopted = True
                 else:  # its waiter gave up meanwhile: give the lease straight back
                     permit._released = True
                     self._releases.append((lease_id, "dropped", epoch))
         for waiter in woken:
-            self._wake(waiter)
+            if not waiter.wake():
+                # The waiter's loop is closed: its task will never run again to use the slot.
+                assert waiter.value is not None
+                waiter.value.release("dropped")
         return len(granted) >= want
 
     def _divert(self) -> None:
-        """Redis is unavailable: every fleet waiter asks the local limiter instead."""
+        """The fleet is not admitting: every fleet waiter asks the local share instead."""
         with self._cond:
-            diverted = list(self._waiters)
-            self._waiters.clear()
-            self._queued = False
-            for waiter in diverted:
-                waiter.fallback = True
+            diverted = self._waiters.redirect_all()
+            self._queued = False  # our place in the fleet's queue lapses after waiter_ttl
         for waiter in diverted:
-            self._wake(waiter)
+            waiter.wake()
 
-    def _wake(self, waiter: _Waiter) -> None:
-        if waiter.event is not None:
-            waiter.event.set()
-            return
-        assert waiter.loop is not None
-        assert waiter.future is not None
+    # -- recovery ------------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Redis answers again: register what this process holds, then (after the grace) admit.
+
+        Runs on the worker thread; raises FleetUnavailable if Redis goes away again.
+        """
+        outages = self._connection.outages
+        with self._cond:
+            if self._hold_for != outages or self._hold_until is None:
+                self._hold_for = outages
+                self._hold_until = time.monotonic() + self._grace
+            repair = self._repair_due
+        if repair:
+            self._repair()
+        self._push_holders()
+        with self._cond:
+            if self._hold_until is not None and time.monotonic() < self._hold_until:
+                return  # the other workers are registering theirs: admit after the grace
+            if any(lease is None for lease in self._local.values()):
+                return  # granted during the grace: registered on the next turn, at once
+            if self._hold_for != self._connection.outages:
+                return  # down and up again meanwhile: start over
+            self._synced = outages
+            self._hold_until = None
+            registered = len(self._local)
+        emit("fleet_limiter_resumed", level="info", key=self.key, local_registered=registered)
+
+    def _push_holders(self) -> None:
+        """One round trip: every lease this process holds upserted, pending releases sent."""
+        with self._cond:
+            fresh = 0
+            for permit, lease in self._local.items():
+                if lease is None:
+                    self._local[permit] = (f"{self._me}:{self._next_lease}", self._epoch)
+                    self._next_lease += 1
+                    fresh += 1
+            live = list(self._live)
+            local = [lease[0] for lease in self._local.values() if lease is not None]
+            releases, self._releases = self._releases, []
+        renew = self._connection.scripts.renew
+        release = self._connection.scripts.release
+        args: list[Any] = [self._lease_ms, *live, *local]
+
+        def push(client: Any) -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            if live or local:
+                renew(keys=self._keys[:1], args=args, client=pipe)
+            for lease_id, outcome, granted in releases:
+                release(
+                    keys=[self._keys[0], self._keys[4]],
+                    args=[lease_id, outcome, granted, self._quota or 0, self._min, self._max],
+                    client=pipe,
+                )
+            return list(pipe.execute())
+
         try:
-            waiter.loop.call_soon_threadsafe(_wake_future, waiter.future)
-        except RuntimeError:
-            # The waiter's loop is closed: its task will never run again to use the slot.
-            if waiter.permit is not None:
-                waiter.permit.release("dropped")
+            replies = self._call(push)
+        except FleetUnavailable:
+            with self._cond:
+                self._releases[:0] = releases  # kept for the next try, in order
+            raise
+        if live or local:
+            # The leases Redis had lost (a restart, or expired while away), not counting the
+            # ones this push registers for the first time.
+            self._note_lost(int(replies[0]) - fresh)
+
+    def _repair(self) -> None:
+        """Delete whichever of our keys holds another type; warn once per key."""
+        repair = self._connection.scripts.repair
+        reply = self._call(lambda client: repair(keys=self._keys, args=list(_KEY_TYPES)))
+        found = dict(zip(reply[::2], reply[1::2], strict=True))
+        with self._cond:
+            self._repair_due = False
+            self._repaired = True
+            fresh = {key: kind for key, kind in found.items() if key not in self._warned_keys}
+            self._warned_keys.update(found)
+        if fresh:
+            for key, kind in fresh.items():
+                emit(
+                    "fleet_key_conflict",
+                    level="warning",
+                    key=key,
+                    found=kind,
+                    expected=_KEY_TYPES[self._keys.index(key)],
+                    action="deleted and recreated",
+                )
+        elif found:
+            emit("fleet_key_repaired", level="debug", keys=sorted(found))
+
+    def _conflict(self) -> None:
+        """WRONGTYPE on one of our keys: go local, repair (after a backoff if it recurs)."""
+        with self._cond:
+            self._conflicts += 1
+            if not self._repair_due:
+                self._repair_due = True
+                if self._repaired:
+                    # It came back after a repair: something keeps writing there. Back off.
+                    pause = self._clock.pause(self._repair_backoff)
+                    self._sync_at = time.monotonic() + pause
+                    self._repair_backoff = min(_REPAIR_BACKOFF_MAX, self._repair_backoff * 2)
+            self._synced = -1
+            self._hold_until = None
+            if not self._closed:
+                self._ensure_worker()
+            self._cond.notify()
+
+    def _call(self, operation: Callable[[Any], Any]) -> Any:
+        """``connection.run(operation)``; a WRONGTYPE also schedules the repair."""
+        try:
+            return self._connection.run(operation)
+        except FleetKeyConflict:
+            if threading.current_thread() is not self._thread:
+                self._conflict()
+            raise
 
     # -- Redis ---------------------------------------------------------------------------------
 
@@ -522,13 +728,14 @@ class FleetLimiter:
             self._max,
             "1" if queue else "0",
         ]
-        reply = self._connection.run(lambda client: script(keys=self._keys, args=args))
+        reply = self._call(lambda client: script(keys=self._keys, args=args))
         grant, epoch, slots, held = (int(x) for x in reply)
         with self._cond:
             if queue:
                 self._queued = grant < want
             self._slots = slots
             self._fleet_in_flight = held
+            self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 
     def _release_remote(self, releases: list[tuple[str, Outcome, int]]) -> None:
@@ -549,7 +756,12 @@ class FleetLimiter:
                 script(keys=keys, args=args, client=pipe)
             return list(pipe.execute())
 
-        replies = self._connection.run(send)
+        try:
+            replies = self._call(send)
+        except FleetUnavailable:
+            with self._cond:
+                self._releases[:0] = releases  # sent when Redis answers again
+            raise
         if self._on_change is None or self._quota is not None:
             return
         for old_text, new_text in replies:
@@ -560,14 +772,18 @@ class FleetLimiter:
     def _renew(self) -> None:
         with self._cond:
             leases = list(self._live)
+            leases += [lease[0] for lease in self._local.values() if lease is not None]
         if not leases:
             return
         script = self._connection.scripts.renew
         args: list[Any] = [self._lease_ms, *leases]
-        lost = int(self._connection.run(lambda client: script(keys=self._keys[:1], args=args)))
-        if lost:
+        self._note_lost(int(self._call(lambda client: script(keys=self._keys[:1], args=args))))
+
+    def _note_lost(self, lost: int) -> None:
+        if lost > 0:
             # Expired while Redis was away or slow: counted again now, as the calls still run.
-            self._lost += lost
+            with self._cond:
+                self._lost += lost
             emit("fleet_lease_lost", level="warning", key=self.key, leases=lost)
 
     def _leave_queue(self) -> None:
@@ -579,7 +795,7 @@ class FleetLimiter:
             pipe.zrem(seen, self._me)
             pipe.execute()
 
-        self._connection.run(leave)
+        self._call(leave)
         with self._cond:
             self._queued = False
 
@@ -590,6 +806,7 @@ class FleetLimiter:
 
         Waiters move to the local limiter; permits still held afterwards release locally only.
         """
+        self._unsubscribe()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -600,7 +817,9 @@ class FleetLimiter:
             releases = self._releases
             self._releases = []
             leases = list(self._live)
+            leases += [lease[0] for lease in self._local.values() if lease is not None]
             self._live.clear()
+            self._local.clear()
         releases += [(lease_id, "dropped", 0) for lease_id in leases]
         try:
             if releases:
@@ -615,3 +834,7 @@ class FleetLimiter:
             f"FleetLimiter({self.key!r}, slots={self._slots}, in_flight={len(self._live)}, "
             f"waiting={len(self._waiters)}, healthy={self._connection.healthy})"
         )
+
+
+def _drop(permit: Permit) -> None:
+    permit.release("dropped")

@@ -22,6 +22,7 @@ __all__ = [
     "INVALIDATE_TOKEN",
     "RELEASE",
     "RENEW",
+    "REPAIR",
     "STORE_TOKEN",
     "UNLOCK",
     "Scripts",
@@ -167,6 +168,22 @@ return lost
 """
 )
 
+REPAIR = """
+-- KEYS: the keys of one component. ARGV: the type each must have ('zset', 'string', 'hash').
+-- Deletes only a key that exists with another type (someone wrote over it): the scripts
+-- recreate it on next use. Reply: {key, type found, ...} for each key deleted.
+local repaired = {}
+for i, key in ipairs(KEYS) do
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= ARGV[i] then
+    redis.call('DEL', key)
+    table.insert(repaired, key)
+    table.insert(repaired, found)
+  end
+end
+return repaired
+"""
+
 CLAIM_TOKEN = """
 -- KEYS: 1 token (hash: value, expires_at, issued_at), 2 refresh lock.
 -- ARGV: 1 lock owner, 2 lock ms, 3 now (unix s), 4 refresh ahead (s), 5.. values that failed.
@@ -246,6 +263,7 @@ class Scripts:
     acquire: Script
     release: Script
     renew: Script
+    repair: Script
     claim_token: Script
     store_token: Script
     unlock: Script
@@ -258,6 +276,7 @@ class Scripts:
             acquire=client.register_script(ACQUIRE),
             release=client.register_script(RELEASE),
             renew=client.register_script(RENEW),
+            repair=client.register_script(REPAIR),
             claim_token=client.register_script(CLAIM_TOKEN),
             store_token=client.register_script(STORE_TOKEN),
             unlock=client.register_script(UNLOCK),

@@ -7,6 +7,13 @@ can still trip, and 0.5 trips at half), it opens. Open, it refuses calls for ``o
 seconds, then turns half-open and lets exactly one probe through: a success closes it with a
 fresh window, a server-class failure reopens it for another ``open_for``.
 
+A probe that ends without a verdict comes back through ``release_probe``, which the engine calls
+on *every* such exit -- also for calls that were admitted while the breaker was still closed and
+are no probe at all. So the probe remembers who took it (thread and asyncio task), and
+``release_probe`` from anyone else, or with no probe out, or in any other state, does nothing. A
+probe nobody gives back (its caller exited elsewhere) is presumed lost after ``open_for``, and
+the next caller becomes the probe: half-open can never wedge shut.
+
 Hot path: ``record_success`` in the closed state takes no lock in the common case (same second
 as the previous call): one flag test, an integer conversion, a comparison and one ``+=`` on an
 int attribute. See :mod:`asr_resilience.limits.budget` for why an unlocked ``+=`` is accepted
@@ -16,6 +23,8 @@ called after the lock is released.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -43,7 +52,9 @@ class CircuitBreaker(_SecondRing):
         "_fast",
         "_on_change",
         "_opened_at",
+        "_probe_at",
         "_probe_out",
+        "_probe_owner",
         "_state",
         "settings",
     )
@@ -63,6 +74,8 @@ class CircuitBreaker(_SecondRing):
         self._fast = settings.enabled
         self._opened_at = 0.0
         self._probe_out = False
+        self._probe_at = 0.0
+        self._probe_owner: tuple[int, int] = (0, 0)
 
     @property
     def state(self) -> BreakerState:
@@ -90,13 +103,13 @@ class CircuitBreaker(_SecondRing):
                 if now - self._opened_at < self.settings.open_for:
                     return REFUSED
                 self._state = "half_open"
-                self._probe_out = True
+                self._take_probe(now)
                 changed = ("open", "half_open")
                 granted = PROBE
-            elif self._probe_out:
+            elif self._probe_out and now - self._probe_at < self.settings.open_for:
                 granted = REFUSED
             else:
-                self._probe_out = True
+                self._take_probe(now)  # none out, or the one out is presumed lost
                 granted = PROBE
         if changed is not None:
             self._notify(*changed)
@@ -150,10 +163,20 @@ class CircuitBreaker(_SecondRing):
         self._notify(state, "open")
 
     def release_probe(self) -> None:
-        """The probe ended without a verdict (e.g. cancelled): let another probe through."""
+        """The probe ended without a verdict (e.g. cancelled): let another probe through.
+
+        Safe to call from any exit in any state: only the caller that took the probe frees it.
+        """
+        if self._fast:
+            return
         with self._lock:
-            if self._state == "half_open":
+            if self._state == "half_open" and self._probe_out and self._probe_owner == _caller():
                 self._probe_out = False
+
+    def _take_probe(self, now: float) -> None:
+        self._probe_out = True
+        self._probe_at = now
+        self._probe_owner = _caller()
 
     def _open(self, now: float) -> None:
         self._fast = False
@@ -173,3 +196,12 @@ class CircuitBreaker(_SecondRing):
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(state={self._state!r}, settings={self.settings!r})"
+
+
+def _caller() -> tuple[int, int]:
+    """The thread and asyncio task running now: who took a probe, or gives one back."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop in this thread
+        task = None
+    return threading.get_ident(), 0 if task is None else id(task)

@@ -12,36 +12,44 @@ limiter is at least half used (``in_flight * 2 >= slots``): a lightly loaded lim
 nothing about the quota, and must not climb to ``max`` and then hit the vendor with a burst.
 
 One limiter serves threads and asyncio tasks on any number of event loops at once. Its state is
-guarded by a ``threading.Lock``; waiters queue FIFO, each either a ``threading.Event`` or an
-(event loop, future) pair woken with ``loop.call_soon_threadsafe``. A freed slot is handed to the
-oldest waiter directly, so nobody can barge past the queue.
+guarded by a ``threading.Lock``; waiters queue FIFO in a :class:`~.waiting.WaiterQueue`, and a
+freed slot is handed to the oldest waiter directly, so nobody can barge past the queue. The
+acquire is written once, as a plan (:mod:`.waiting`) that the sync and async faces run.
+
+:class:`Limiter` is what a scope holds and the retry engine calls: this class and the fleet's
+Redis limiter both satisfy it. :class:`Permit` is the one slot type of every limiter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from ..policy.model import ConcurrencySettings
+from .waiting import Plan, WaiterQueue, run_async, run_sync
 
-__all__ = ["AdaptiveLimiter", "Outcome", "Permit"]
+__all__ = ["AdaptiveLimiter", "Limiter", "Outcome", "Permit"]
 
 Outcome = Literal["success", "throttled", "dropped"]
 
 
+class _Owner(Protocol):
+    """What hands out permits: it takes each back exactly once."""
+
+    def _release(self, permit: Permit, outcome: Outcome) -> None: ...
+
+
 class Permit:
-    """One slot of the limiter; ``release`` it exactly once (a second call does nothing)."""
+    """One slot of a limiter; ``release`` it once (a second call does nothing)."""
 
-    __slots__ = ("_epoch", "_limiter", "_released")
+    __slots__ = ("_epoch", "_owner", "_released")
 
-    def __init__(self, limiter: AdaptiveLimiter, epoch: int) -> None:
-        self._limiter = limiter
-        self._epoch = epoch
+    def __init__(self, owner: _Owner, epoch: int) -> None:
+        self._owner = owner
+        self._epoch = epoch  # the limiter's round when granted: only its latest round may cut
         self._released = False
 
     @property
@@ -50,33 +58,35 @@ class Permit:
         return self._released
 
     def release(self, outcome: Outcome) -> None:
-        """Give the slot back, telling the limiter how the call went."""
-        self._limiter._release(self, outcome)
+        """Give the slot back, telling the limiter how the call went (never blocks on I/O)."""
+        self._owner._release(self, outcome)
 
     def __repr__(self) -> str:
-        return f"Permit(epoch={self._epoch}, released={self._released})"
+        return f"{type(self).__name__}(epoch={self._epoch}, released={self._released})"
 
 
-class _Waiter:
-    """A thread (``event``) or a task (``loop`` and ``future``) queued for a slot."""
+@runtime_checkable
+class Limiter(Protocol):
+    """A scope's concurrency limiter, as the retry engine uses it.
 
-    __slots__ = ("event", "future", "loop", "permit")
+    ``acquire_sync`` / ``acquire`` return ``None`` when ``timeout`` seconds pass without a slot;
+    ``adaptive`` says whether a 40000005 lowers the limit (so a throttled call may queue again
+    at once); ``close`` gives back what the limiter holds outside the process.
+    """
 
-    def __init__(
-        self,
-        event: threading.Event | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
-        future: asyncio.Future[None] | None = None,
-    ) -> None:
-        self.event = event
-        self.loop = loop
-        self.future = future
-        self.permit: Permit | None = None
+    @property
+    def adaptive(self) -> bool: ...
 
+    @property
+    def in_flight(self) -> int: ...
 
-def _wake_future(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    def stats(self) -> dict[str, float | int]: ...
+
+    def acquire_sync(self, timeout: float | None = None) -> Permit | None: ...
+
+    async def acquire(self, timeout: float | None = None) -> Permit | None: ...
+
+    def close(self) -> None: ...
 
 
 DECREASE = 0.75
@@ -90,7 +100,8 @@ class AdaptiveLimiter:
     """Limits calls in flight to a slot count it learns from the vendor's throttling.
 
     ``on_change(old_limit, new_limit)`` runs outside the lock when the slot count changes or the
-    limit is cut -- not on every fractional step of additive increase.
+    limit is cut -- not on every fractional step of additive increase. ``on_release(permit,
+    outcome)`` runs outside the lock after each permit is given back (once per permit).
     """
 
     def __init__(
@@ -98,10 +109,13 @@ class AdaptiveLimiter:
         settings: ConcurrencySettings,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[float, float], None] | None = None,
+        *,
+        on_release: Callable[[Permit, Outcome], None] | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock  # kept for symmetry with the other limits; AIMD needs no time
         self._on_change = on_change
+        self._on_release = on_release
         self._min = max(1, settings.min)
         self._max = max(self._min, settings.max)
         self._limit = float(min(self._max, max(self._min, settings.initial)))
@@ -110,8 +124,8 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._epoch = 0
         self._cuts = 0
-        self._waiters: deque[_Waiter] = deque()
         self._lock = threading.Lock()
+        self._waiters: WaiterQueue[Permit] = WaiterQueue(self._lock)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -151,23 +165,7 @@ class AdaptiveLimiter:
 
     def acquire_sync(self, timeout: float | None = None) -> Permit | None:
         """Block the thread until a slot is free; ``None`` if ``timeout`` seconds pass first."""
-        with self._lock:
-            if not self._waiters and self._in_flight < self._slots:
-                return self._grant()
-            if timeout is not None and timeout <= 0:
-                return None
-            waiter = _Waiter(event=threading.Event())
-            self._waiters.append(waiter)
-        assert waiter.event is not None
-        try:
-            waiter.event.wait(timeout)
-        except BaseException:
-            # Interrupted (KeyboardInterrupt): leave the queue, or hand back a slot given meanwhile.
-            permit = self._settle(waiter)
-            if permit is not None:
-                permit.release("dropped")
-            raise
-        return self._settle(waiter)
+        return self._try_grant() or run_sync(self.plan(timeout))
 
     async def acquire(self, timeout: float | None = None) -> Permit | None:
         """Wait in the event loop until a slot is free; ``None`` if ``timeout`` passes first.
@@ -175,41 +173,42 @@ class AdaptiveLimiter:
         Cancellation-safe: a waiter cancelled before or after it was handed a slot gives the
         slot back.
         """
+        return self._try_grant() or await run_async(self.plan(timeout))
+
+    def plan(self, timeout: float | None) -> Plan[Permit | None]:
+        """The acquire, for :func:`~.waiting.run_sync` or :func:`~.waiting.run_async`."""
         with self._lock:
             if not self._waiters and self._in_flight < self._slots:
                 return self._grant()
             if timeout is not None and timeout <= 0:
                 return None
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[None] = loop.create_future()
-            waiter = _Waiter(loop=loop, future=future)
-            self._waiters.append(waiter)
-        timer = None if timeout is None else loop.call_later(timeout, _wake_future, future)
-        try:
-            await future
-        except BaseException:
-            # Cancelled: leave the queue, or hand back the slot we were given meanwhile.
-            permit = self._settle(waiter)
-            if permit is not None:
-                permit.release("dropped")
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        return self._settle(waiter)
+            waiter = self._waiters.join()
+        # Interrupted or cancelled, it leaves the queue, or gives back a slot handed over.
+        return (yield from self._waiters.wait(waiter, timeout, _drop))
+
+    def _try_grant(self) -> Permit | None:
+        """The happy path without building a plan: a free slot and nobody queued."""
+        with self._lock:
+            if not self._waiters and self._in_flight < self._slots:
+                return self._grant()
+            return None
+
+    def adopt(self) -> Permit:
+        """Count a call admitted elsewhere that is still in flight: granted even past ``slots``.
+
+        The fleet's limiter adopts its Redis permits here when Redis goes away, so that the
+        local share counts the calls already running, not only the ones it admits itself.
+        """
+        with self._lock:
+            return self._grant()
 
     def _grant(self) -> Permit:
-        """A new permit; the caller holds the lock and has checked for a free slot."""
+        """A new permit; the caller holds the lock."""
         self._in_flight += 1
         return Permit(self, self._epoch)
 
-    def _settle(self, waiter: _Waiter) -> Permit | None:
-        """After a wait: the permit handed to ``waiter``, or ``None`` and out of the queue."""
-        with self._lock:
-            permit = waiter.permit
-            if permit is None:
-                self._waiters.remove(waiter)
-            return permit
+    def close(self) -> None:
+        """Nothing to give back: a local limiter holds nothing outside the process."""
 
     # -- releasing ---------------------------------------------------------------------------
 
@@ -230,15 +229,21 @@ class AdaptiveLimiter:
                 self._epoch += 1
                 self._cuts += 1
             self._in_flight -= 1
-            woken = self._hand_off() if self._waiters else None
+            woken = []
+            while self._waiters and self._in_flight < self._slots:
+                woken.append(self._waiters.serve(self._grant()))
             notify = self._on_change is not None and (self._slots != old_slots or self._limit < old)
             new = self._limit
-        if woken:
-            for waiter in woken:
-                self._wake(waiter)
+        for waiter in woken:
+            if not waiter.wake():
+                # The waiter's loop is closed: its task will never run again to use the slot.
+                assert waiter.value is not None
+                waiter.value.release("dropped")
         if notify:
             assert self._on_change is not None
             self._on_change(old, new)
+        if self._on_release is not None:
+            self._on_release(permit, outcome)
 
     def _set_limit(self, limit: float) -> None:
         self._limit = limit
@@ -247,36 +252,12 @@ class AdaptiveLimiter:
     def _slots_for(self, limit: float) -> int:
         return max(self._min, math.floor(limit))
 
-    def _hand_off(self) -> list[_Waiter]:
-        """Give free slots to the oldest waiters; the caller holds the lock and wakes them."""
-        woken: list[_Waiter] = []
-        waiters = self._waiters
-        while waiters and self._in_flight < self._slots:
-            waiter = waiters.popleft()
-            waiter.permit = self._grant()
-            woken.append(waiter)
-        return woken
-
-    def _wake(self, waiter: _Waiter) -> None:
-        if waiter.event is not None:
-            waiter.event.set()
-            return
-        loop = waiter.loop
-        future = waiter.future
-        assert loop is not None
-        assert future is not None
-        if asyncio.events._get_running_loop() is loop:
-            _wake_future(future)
-            return
-        try:
-            loop.call_soon_threadsafe(_wake_future, future)
-        except RuntimeError:
-            # The waiter's loop is closed: its task will never run again to use the slot.
-            assert waiter.permit is not None
-            waiter.permit.release("dropped")
-
     def __repr__(self) -> str:
         return (
             f"AdaptiveLimiter(limit={self._limit:.2f}, in_flight={self._in_flight}, "
             f"waiting={len(self._waiters)}, cuts={self._cuts})"
         )
+
+
+def _drop(permit: Permit) -> None:
+    permit.release("dropped")

@@ -3,8 +3,8 @@
 The registry is process-wide: the first ``get_scope`` for a name builds the scope from that
 policy's settings, and later calls with the same name get the same object, so two policies aimed
 at one account share one quota, one retry budget and one breaker. With ``fleet.enabled`` the
-limiter is a :class:`~asr_resilience.fleet.FleetLimiter` shared through Redis by every process
-that names the scope, instead of one per process.
+limiter comes from the ``"redis"`` backend of :mod:`.backends` (the fleet's limiter, shared
+through Redis by every process that names the scope) instead of one per process.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..policy.policy import Policy
+from .backends import limiter_backend
 from .breaker import BreakerState, CircuitBreaker
 from .budget import RetryBudget
-from .limiter import AdaptiveLimiter
-
-if TYPE_CHECKING:  # the fleet needs redis-py, an optional dependency: imported only when used
-    from ..fleet.limiter import FleetLimiter
+from .limiter import AdaptiveLimiter, Limiter
 
 __all__ = ["Scope", "get_scope", "reset_scopes"]
 
@@ -33,7 +30,7 @@ class Scope:
     name: str
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
-    limiter: AdaptiveLimiter | FleetLimiter | None
+    limiter: Limiter | None
 
     def on_success(self, now: float) -> None:
         """Book a successful first attempt: a deposit in the budget, a success in the breaker."""
@@ -82,29 +79,15 @@ def _build(
         if policy.circuit_breaker.enabled
         else None
     )
-    limiter: AdaptiveLimiter | FleetLimiter | None
+    limiter: Limiter | None
     if policy.fleet.enabled:
-        limiter = _fleet_limiter(name, policy, on_limit_change)
+        factory = limiter_backend("redis")
+        limiter = factory(name, policy, clock=clock, on_change=on_limit_change)
     elif policy.concurrency.adaptive:
         limiter = AdaptiveLimiter(policy.concurrency, clock, on_limit_change)
     else:
         limiter = None
     return Scope(name=name, budget=budget, breaker=breaker, limiter=limiter)
-
-
-def _fleet_limiter(
-    name: str, policy: Policy, on_limit_change: Callable[[float, float], None] | None
-) -> FleetLimiter:
-    try:
-        from ..fleet.limiter import FleetLimiter
-    except ImportError as exc:
-        raise ImportError(
-            f"policy {policy.name!r} enables fleet: which needs redis-py: "
-            "pip install 'asr-resilience[redis]'"
-        ) from exc
-    return FleetLimiter.from_settings(
-        policy.fleet, name, concurrency=policy.concurrency, on_change=on_limit_change
-    )
 
 
 def reset_scopes() -> None:
@@ -116,6 +99,5 @@ def reset_scopes() -> None:
         scopes = list(_scopes.values())
         _scopes.clear()
     for scope in scopes:
-        limiter = scope.limiter
-        if limiter is not None and not isinstance(limiter, AdaptiveLimiter):
-            limiter.close()
+        if scope.limiter is not None:
+            scope.limiter.close()
