@@ -15,7 +15,8 @@ from . import fleet_support as fs
 fs.require_redis_py()
 
 from asr_resilience.fleet import FleetConnection, RedisTokenCache  # noqa: E402
-from asr_resilience.tokens import Token, TokenManager  # noqa: E402
+from asr_resilience.fleet.tokens import RedisTokenStore  # noqa: E402
+from asr_resilience.tokens import Claim, Token, TokenManager  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)
@@ -163,18 +164,16 @@ def test_wait_for_another_refresher_is_bounded(
     assert connection.client.get(lock) == "slow-worker"  # never free someone else's lock
 
 
-class WatchedCache(RedisTokenCache):
-    """A cache that tells when one of its refreshes found another worker holding the lock."""
-
-    __slots__ = ("saw_lock",)
+class WatchedStore(RedisTokenStore):
+    """A Redis store that tells when one of its claims found another worker holding the lock."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.saw_lock = threading.Event()
 
-    def _claim(self, owner: str) -> Token | bool:
-        claim = super()._claim(owner)
-        if claim is False:
+    def claim(self, owner: str, now: float, refresh_ahead: float) -> Token | Claim:
+        claim = super().claim(owner, now, refresh_ahead)
+        if claim is Claim.BUSY:
             self.saw_lock.set()
         return claim
 
@@ -184,12 +183,13 @@ async def test_async_waiter_adopts_the_refreshers_token(
 ) -> None:
     """An async worker that finds the lock taken waits, then uses the token the fleet stores."""
     provider = Provider()
-    waiter = WatchedCache(provider, connection=connection, key_prefix=prefix)
+    store = WatchedStore(connection, key_prefix=prefix)
+    waiter = TokenManager(provider, store=store)
     other = _cache(connection, prefix, provider)
-    lock = f"{waiter.key}:lock"
+    lock = f"{other.key}:lock"
     connection.client.set(lock, "another-worker", px=10_000)
     pending = asyncio.ensure_future(waiter.get())
-    assert await asyncio.to_thread(waiter.saw_lock.wait, 10)
+    assert await asyncio.to_thread(store.saw_lock.wait, 10)
     assert not pending.done()
     connection.client.delete(lock)  # the lock holder is gone; whoever takes it next refreshes
     value = await other.get()

@@ -11,7 +11,13 @@ import pytest
 
 from asr_resilience.errors import TokenRefreshError
 from asr_resilience.policy.model import Backoff, TokenSettings
-from asr_resilience.tokens import StaticToken, Token, TokenManager, fingerprint
+from asr_resilience.tokens import (
+    DEFAULT_FAILURE_COOLDOWN,
+    StaticToken,
+    Token,
+    TokenManager,
+    fingerprint,
+)
 
 SECRET = "s3cr3t-token-value-0123456789"
 NO_JITTER = Backoff(initial=0.1, max=1.0, multiplier=2.0, jitter="none")
@@ -151,7 +157,7 @@ async def test_sync_provider_from_async_get_runs_in_a_worker_thread() -> None:
 
 
 def test_async_provider_from_get_sync() -> None:
-    """An async provider called from get_sync() runs in a fresh event loop in this thread."""
+    """An async provider called from get_sync() runs in a fresh event loop (a worker thread)."""
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def provider() -> Token:
@@ -585,7 +591,7 @@ def test_already_expired_token_counts_as_a_failure() -> None:
 
 
 def test_provider_failing_always_sync() -> None:
-    """After provider_attempts failures get_sync() raises TokenRefreshError from the last one."""
+    """After provider_attempts failures, TokenRefreshError; tried again after the cool-down."""
     sleep = Recorder()
     raised: list[Exception] = []
 
@@ -594,7 +600,8 @@ def test_provider_failing_always_sync() -> None:
         raised.append(exc)
         raise exc
 
-    manager = TokenManager(provider, provider_attempts=3, sleep=sleep)
+    clock = FakeClock(0.0)
+    manager = TokenManager(provider, provider_attempts=3, sleep=sleep, clock=clock)
     with pytest.raises(TokenRefreshError) as info:
         manager.get_sync()
     error = info.value
@@ -606,7 +613,14 @@ def test_provider_failing_always_sync() -> None:
     assert manager.provider_calls == 3
     assert len(sleep.delays) == 2
     assert all(0.0 <= d <= 0.2 for d in sleep.delays)
-    # The failure is not cached: the next call tries again.
+    # Within the cool-down the failure is handed out again without a provider call ...
+    with pytest.raises(TokenRefreshError) as again:
+        manager.get_sync()
+    assert again.value is not error
+    assert again.value.__cause__ is raised[-1]
+    assert manager.provider_calls == 3
+    # ... but it is not cached for longer: after the cool-down the next call tries again.
+    clock.now += DEFAULT_FAILURE_COOLDOWN
     with pytest.raises(TokenRefreshError):
         manager.get_sync()
     assert manager.provider_calls == 6
