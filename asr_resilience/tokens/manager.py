@@ -668,10 +668,8 @@ class TokenManager:
         """Run the refresh in this worker thread and settle ``flight``; never leaves it pending."""
         try:
             token = self._drive_sync(_Script(self._refresh(flight)))
-        except BaseException as exc:
+        except BaseException as exc:  # nobody to re-raise to in a worker: the waiters get it
             self._fail(flight, exc)
-            if not isinstance(exc, Exception):
-                raise
         else:
             self._finish(flight, token)
 
