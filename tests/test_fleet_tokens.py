@@ -15,7 +15,8 @@ from . import fleet_support as fs
 fs.require_redis_py()
 
 from asr_resilience.fleet import FleetConnection, RedisTokenCache  # noqa: E402
-from asr_resilience.tokens import Token, TokenManager  # noqa: E402
+from asr_resilience.fleet.tokens import RedisTokenStore  # noqa: E402
+from asr_resilience.tokens import Claim, Token, TokenManager  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)
@@ -163,18 +164,16 @@ def test_wait_for_another_refresher_is_bounded(
     assert connection.client.get(lock) == "slow-worker"  # never free someone else's lock
 
 
-class WatchedCache(RedisTokenCache):
-    """A cache that tells when one of its refreshes found another worker holding the lock."""
-
-    __slots__ = ("saw_lock",)
+class WatchedStore(RedisTokenStore):
+    """A Redis store that tells when one of its claims found another worker holding the lock."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.saw_lock = threading.Event()
 
-    def _claim(self, owner: str) -> Token | bool:
-        claim = super()._claim(owner)
-        if claim is False:
+    def claim(self, owner: str, now: float, refresh_ahead: float) -> Token | Claim:
+        claim = super().claim(owner, now, refresh_ahead)
+        if claim is Claim.BUSY:
             self.saw_lock.set()
         return claim
 
@@ -184,12 +183,13 @@ async def test_async_waiter_adopts_the_refreshers_token(
 ) -> None:
     """An async worker that finds the lock taken waits, then uses the token the fleet stores."""
     provider = Provider()
-    waiter = WatchedCache(provider, connection=connection, key_prefix=prefix)
+    store = WatchedStore(connection, key_prefix=prefix)
+    waiter = TokenManager(provider, store=store)
     other = _cache(connection, prefix, provider)
-    lock = f"{waiter.key}:lock"
+    lock = f"{other.key}:lock"
     connection.client.set(lock, "another-worker", px=10_000)
     pending = asyncio.ensure_future(waiter.get())
-    assert await asyncio.to_thread(waiter.saw_lock.wait, 10)
+    assert await asyncio.to_thread(store.saw_lock.wait, 10)
     assert not pending.done()
     connection.client.delete(lock)  # the lock holder is gone; whoever takes it next refreshes
     value = await other.get()
@@ -297,3 +297,142 @@ def test_failing_provider_frees_the_lock(connection: FleetConnection, prefix: st
     assert connection.client.get(f"{cache.key}:lock") is None
     provider = Provider()
     assert _cache(connection, prefix, provider).get_sync() == "fleet-0001-secret"
+
+
+# -- broken keys are repaired, not waited out -------------------------------------------------
+
+
+def _break_lock(connection: FleetConnection, lock: str, kind: str) -> None:
+    client = connection.client
+    if kind == "no-ttl":
+        client.set(lock, "forgotten-by-hand")
+    elif kind == "hash":
+        client.hset(lock, "owner", "someone")
+    else:
+        client.rpush(lock, "x")
+
+
+@pytest.mark.parametrize(
+    ("kind", "found"),
+    [("no-ttl", "string without a TTL"), ("hash", "hash"), ("list", "list")],
+)
+def test_broken_lock_is_repaired_with_one_warning(
+    connection: FleetConnection, prefix: str, events: list[str], kind: str, found: str
+) -> None:
+    """A lock key without a TTL or of another type: one warning, then the refresh goes on."""
+    from asr_resilience.observe import Event, add_hook
+
+    provider = Provider()
+    cache = _cache(connection, prefix, provider)
+    lock = f"{cache.key}:lock"
+    _break_lock(connection, lock, kind)
+    repairs: list[Event] = []
+    remove = add_hook(lambda e: repairs.append(e) if e.name.endswith("key_repaired") else None)
+    try:
+        started = time.monotonic()
+        assert cache.get_sync(timeout=5.0) == "fleet-0001-secret"
+        assert time.monotonic() - started < 2.0  # not wait_timeout (15 s)
+    finally:
+        remove()
+    assert events.count("asr_resilience.fleet_token_key_repaired") == 1
+    assert dict(repairs[0].fields) == {"key": lock, "found": found}
+    assert "asr_resilience.fleet_token_wait_timeout" not in events
+    assert provider.calls == 1
+    assert connection.client.exists(lock) == 0  # freed after the refresh
+    assert connection.client.hget(cache.key, "value") == "fleet-0001-secret"
+
+
+def test_broken_lock_is_repaired_once_for_many_workers(
+    connection: FleetConnection, prefix: str, events: list[str]
+) -> None:
+    """Eight workers meet a lock without a TTL at once: one repair, one warning, one token."""
+    provider = Provider()
+    workers = [_cache(connection, prefix, provider) for _ in range(8)]
+    _break_lock(connection, f"{workers[0].key}:lock", "no-ttl")
+    barrier = threading.Barrier(len(workers))
+    values: list[str] = []
+
+    def fetch(cache: RedisTokenCache) -> None:
+        barrier.wait(10)
+        values.append(cache.get_sync(timeout=5.0))
+
+    threads = [threading.Thread(target=fetch, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert values == ["fleet-0001-secret"] * len(workers)
+    assert events.count("asr_resilience.fleet_token_key_repaired") == 1
+    assert provider.calls == 1
+
+
+def test_token_key_of_the_wrong_type_is_repaired(
+    connection: FleetConnection, prefix: str, events: list[str]
+) -> None:
+    """A token key that is not a hash is replaced; Redis is not taken for unavailable."""
+    provider = Provider()
+    cache = _cache(connection, prefix, provider)
+    connection.client.set(cache.key, "not-a-hash")
+    assert cache.get_sync(timeout=5.0) == "fleet-0001-secret"
+    assert events.count("asr_resilience.fleet_token_key_repaired") == 1
+    assert "asr_resilience.fleet_unavailable" not in events
+    assert connection.healthy
+    assert connection.client.hget(cache.key, "value") == "fleet-0001-secret"
+
+
+# -- waits through the clock, cancellation -----------------------------------------------------
+
+
+def test_polling_under_no_wait_stays_bounded(
+    connection: FleetConnection, prefix: str, events: list[str]
+) -> None:
+    """Under no_wait() polling for another worker does not sleep, and still ends."""
+    from asr_resilience.testing import no_wait
+
+    provider = Provider()
+    cache = _cache(connection, prefix, provider, wait_timeout=5.0)
+    lock = f"{cache.key}:lock"
+    connection.client.set(lock, "slow-worker", px=60_000)
+    started = time.monotonic()
+    with no_wait():
+        assert cache.get_sync(timeout=10.0) == "fleet-0001-secret"
+    assert time.monotonic() - started < 2.0  # the 5 s of pauses were not slept
+    assert "asr_resilience.fleet_token_wait_timeout" in events
+    assert connection.client.get(lock) == "slow-worker"
+
+
+def test_refresh_cancelled_by_its_loop_frees_the_lock(
+    connection: FleetConnection, prefix: str
+) -> None:
+    """A refresh task cancelled when its loop shuts down frees the fleet's lock for others."""
+    entered = threading.Event()
+
+    async def hanging() -> Token:
+        entered.set()
+        await asyncio.Event().wait()  # until cancelled
+        raise AssertionError("not reached")
+
+    cache = _cache(connection, prefix, hanging)
+    lock = f"{cache.key}:lock"
+
+    async def main() -> None:
+        waiter = asyncio.ensure_future(cache.get())
+        await asyncio.to_thread(entered.wait, 10)
+        assert connection.client.get(lock) is not None  # held by this refresh
+        waiter.cancel()  # the waiter goes; the refresh task is cancelled by asyncio.run's end
+
+    asyncio.run(main())
+    fs.wait_until(lambda: connection.client.get(lock) is None, what="the lock to be freed")
+    provider = Provider()
+    assert _cache(connection, prefix, provider).get_sync(timeout=5.0) == "fleet-0001-secret"
+
+
+def test_composed_store_is_the_same_as_the_cache(connection: FleetConnection, prefix: str) -> None:
+    """TokenManager(provider, store=RedisTokenStore(...)) shares the token as RedisTokenCache."""
+    provider = Provider()
+    composed = TokenManager(provider, store=RedisTokenStore(connection, key_prefix=prefix))
+    cache = _cache(connection, prefix, provider)
+    assert composed.get_sync() == cache.get_sync() == "fleet-0001-secret"
+    assert provider.calls == 1
+    assert cache.redis_store.key == cache.key == f"{prefix}token:{{default}}"
+    assert "RedisTokenStore" in repr(cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 
 from asr_resilience.errors import TokenRefreshError
 from asr_resilience.policy.model import Backoff, TokenSettings
-from asr_resilience.tokens import StaticToken, Token, TokenManager, fingerprint
+from asr_resilience.tokens import (
+    DEFAULT_FAILURE_COOLDOWN,
+    StaticToken,
+    Token,
+    TokenManager,
+    TokenProviderError,
+    fingerprint,
+)
 
 SECRET = "s3cr3t-token-value-0123456789"
 NO_JITTER = Backoff(initial=0.1, max=1.0, multiplier=2.0, jitter="none")
@@ -151,7 +159,7 @@ async def test_sync_provider_from_async_get_runs_in_a_worker_thread() -> None:
 
 
 def test_async_provider_from_get_sync() -> None:
-    """An async provider called from get_sync() runs in a fresh event loop in this thread."""
+    """An async provider called from get_sync() runs in a fresh event loop (a worker thread)."""
     loops: list[asyncio.AbstractEventLoop] = []
 
     async def provider() -> Token:
@@ -585,7 +593,7 @@ def test_already_expired_token_counts_as_a_failure() -> None:
 
 
 def test_provider_failing_always_sync() -> None:
-    """After provider_attempts failures get_sync() raises TokenRefreshError from the last one."""
+    """After provider_attempts failures, TokenRefreshError; tried again after the cool-down."""
     sleep = Recorder()
     raised: list[Exception] = []
 
@@ -594,7 +602,8 @@ def test_provider_failing_always_sync() -> None:
         raised.append(exc)
         raise exc
 
-    manager = TokenManager(provider, provider_attempts=3, sleep=sleep)
+    clock = FakeClock(0.0)
+    manager = TokenManager(provider, provider_attempts=3, sleep=sleep, clock=clock)
     with pytest.raises(TokenRefreshError) as info:
         manager.get_sync()
     error = info.value
@@ -606,7 +615,14 @@ def test_provider_failing_always_sync() -> None:
     assert manager.provider_calls == 3
     assert len(sleep.delays) == 2
     assert all(0.0 <= d <= 0.2 for d in sleep.delays)
-    # The failure is not cached: the next call tries again.
+    # Within the cool-down the failure is handed out again without a provider call ...
+    with pytest.raises(TokenRefreshError) as again:
+        manager.get_sync()
+    assert again.value is not error
+    assert again.value.__cause__ is raised[-1]
+    assert manager.provider_calls == 3
+    # ... but it is not cached for longer: after the cool-down the next call tries again.
+    clock.now += DEFAULT_FAILURE_COOLDOWN
     with pytest.raises(TokenRefreshError):
         manager.get_sync()
     assert manager.provider_calls == 6
@@ -673,3 +689,363 @@ def test_provider_failing_always_reaches_every_thread() -> None:
     assert manager.provider_calls == 1
     assert len(errors) == n
     assert all(isinstance(e, TokenRefreshError) and e.__cause__ is raised[0] for e in errors)
+
+
+# -- timeouts: a caller gives up, the refresh goes on ------------------------------------------
+
+
+def test_get_sync_timeout_leaves_the_refresh_running() -> None:
+    """get_sync(timeout) raises TimeoutError past its timeout; the late token is kept for all."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def provider() -> str:
+        entered.set()
+        release.wait(WAIT)
+        return "late"
+
+    manager = TokenManager(provider)
+    with pytest.raises(TimeoutError):
+        manager.get_sync(timeout=0.05)
+    assert entered.wait(WAIT)
+    with pytest.raises(TimeoutError):  # a second caller joins the same hanging refresh
+        manager.get_sync(timeout=0.0)
+    release.set()
+    assert manager.get_sync(timeout=WAIT) == "late"
+    assert manager.provider_calls == 1
+
+
+async def test_get_timeout_leaves_the_refresh_running() -> None:
+    """await get(timeout) raises TimeoutError past its timeout; the refresh task finishes."""
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def provider() -> str:
+        entered.set()
+        await release.wait()
+        return "late"
+
+    manager = TokenManager(provider)
+    with pytest.raises(TimeoutError):
+        await manager.get(timeout=0.05)
+    await entered.wait()
+    waiter = asyncio.create_task(manager.get())  # no timeout: waits for the same refresh
+    release.set()
+    assert await waiter == "late"
+    assert await manager.get(timeout=0.0) == "late"
+    assert manager.provider_calls == 1
+
+
+async def test_sync_and_async_waiters_time_out_independently() -> None:
+    """Threads and tasks on one hanging refresh: the bounded ones give up, the others get it."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def provider() -> str:
+        entered.set()
+        release.wait(WAIT)
+        return "shared"
+
+    manager = TokenManager(provider)
+    patient = asyncio.create_task(manager.get())
+    assert await asyncio.to_thread(entered.wait, WAIT)
+    with pytest.raises(TimeoutError):
+        await manager.get(timeout=0.01)
+    with pytest.raises(TimeoutError):
+        await asyncio.to_thread(manager.get_sync, 0.01)
+    release.set()
+    assert await patient == "shared"
+    assert manager.provider_calls == 1
+
+
+def test_backoff_that_outlasts_every_waiter_is_not_slept() -> None:
+    """A retry that would start after the caller's timeout is not made: one call, the failure."""
+    sleep = Recorder()
+    slow = Backoff(initial=30.0, max=30.0, multiplier=2.0, jitter="none")
+
+    def provider() -> str:
+        raise ConnectionError("meta endpoint down")
+
+    manager = TokenManager(provider, provider_backoff=slow, sleep=sleep)
+    with pytest.raises(TokenRefreshError):
+        manager.get_sync(timeout=WAIT)
+    assert manager.provider_calls == 1
+    assert sleep.delays == []
+
+
+# -- failures do not amplify: cool-down, retry_after, non-retryable errors ----------------------
+
+
+class Failing:
+    """A provider that always raises ``error`` and counts its calls (thread-safe)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            self.calls += 1
+        raise self.error
+
+
+def test_concurrent_failing_callers_share_one_cool_down() -> None:
+    """32 threads x 5 tries on a failing provider: provider_attempts calls per cool-down window."""
+    clock = FakeClock(0.0)
+    provider = Failing(ConnectionError("meta endpoint down"))
+    manager = TokenManager(provider, clock=clock, provider_attempts=3, sleep=Recorder())
+    n, tries = 32, 5
+    barrier = threading.Barrier(n)
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def caller() -> None:
+        barrier.wait(WAIT)
+        for _ in range(tries):
+            try:
+                manager.get_sync(timeout=WAIT)
+            except BaseException as exc:
+                with lock:
+                    failures.append(exc)
+
+    def storm() -> None:
+        threads = [threading.Thread(target=caller) for _ in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+
+    storm()
+    assert len(failures) == n * tries
+    assert all(isinstance(f, TokenRefreshError) for f in failures)
+    assert provider.calls == 3  # not n * tries * 3: the clock did not move
+    clock.now += DEFAULT_FAILURE_COOLDOWN  # the next window
+    storm()
+    assert provider.calls == 6
+
+
+async def test_concurrent_failing_tasks_share_one_cool_down() -> None:
+    """The same with 200 tasks retrying: one refresh's attempts, then failures without calls."""
+    clock = FakeClock(0.0)
+    provider = Failing(ConnectionError("meta endpoint down"))
+    manager = TokenManager(provider, clock=clock, provider_attempts=3, async_sleep=AsyncRecorder())
+
+    async def caller() -> int:
+        failed = 0
+        for _ in range(5):
+            with pytest.raises(TokenRefreshError):
+                await manager.get(timeout=WAIT)
+            failed += 1
+        return failed
+
+    assert sum(await asyncio.gather(*(caller() for _ in range(200)))) == 1000
+    assert provider.calls == 3
+
+
+def test_retry_after_is_honoured() -> None:
+    """A failure naming retry_after ends the refresh at once; no call before that time passes."""
+    clock = FakeClock(0.0)
+    throttled = TokenProviderError("Throttling.User", "slow down", http_status=400, retry_after=5.0)
+    provider = Failing(throttled)
+    sleep = Recorder()
+    manager = TokenManager(provider, clock=clock, provider_attempts=3, sleep=sleep)
+    with pytest.raises(TokenRefreshError) as first:
+        manager.get_sync()
+    assert first.value.__cause__ is throttled
+    assert provider.calls == 1  # no in-loop retry: the service asked for 5 s
+    assert sleep.delays == []
+    for now in (1.0, 4.999):  # past the default cool-down, still inside retry_after
+        clock.now = now
+        with pytest.raises(TokenRefreshError) as again:
+            manager.get_sync()
+        assert again.value.__cause__ is throttled
+    assert provider.calls == 1
+    clock.now = 5.0
+    with pytest.raises(TokenRefreshError):
+        manager.get_sync()
+    assert provider.calls == 2
+
+
+def test_non_retryable_provider_error_is_not_retried() -> None:
+    """An error whose retryable is false (e.g. SignatureDoesNotMatch) costs one provider call."""
+    refused = TokenProviderError("SignatureDoesNotMatch", "bad secret", http_status=400)
+    assert not refused.retryable
+    provider = Failing(refused)
+    manager = TokenManager(provider, provider_attempts=3, sleep=Recorder())
+    with pytest.raises(TokenRefreshError, match="SignatureDoesNotMatch"):
+        manager.get_sync()
+    assert provider.calls == 1
+
+
+async def test_failed_background_refresh_respects_retry_after() -> None:
+    """A proactive refresh throttled with retry_after is not tried again before that time."""
+    clock = FakeClock(0.0)
+    calls = 0
+
+    async def provider() -> Token:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return Token("old", 1_000.0)
+        raise TokenProviderError("Throttling.User", "slow down", retry_after=60.0)
+
+    manager = TokenManager(provider, clock=clock, refresh_ahead=300.0)
+    await manager.get()
+    clock.now = 800.0
+    assert manager.current() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 2
+    clock.now = 850.0  # past PROACTIVE_RETRY_PAUSE, inside retry_after
+    assert manager.current() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 2
+    clock.now = 860.0
+    assert manager.current() == "old"
+    await _drain_background_tasks()
+    assert manager.provider_calls == 3
+
+
+# -- waits through the clock -------------------------------------------------------------------
+
+
+def test_no_wait_removes_the_provider_backoff_sync() -> None:
+    """Under testing.no_wait() the provider's backoff does not sleep (sync)."""
+    from asr_resilience.testing import no_wait
+
+    results: Iterator[Any] = iter([ConnectionError("1"), ConnectionError("2"), "third"])
+
+    def provider() -> str:
+        item = next(results)
+        if isinstance(item, Exception):
+            raise item
+        return str(item)
+
+    slow = Backoff(initial=3.0, max=3.0, multiplier=1.0, jitter="none")
+    manager = TokenManager(provider, provider_backoff=slow)
+    started = time.monotonic()
+    with no_wait():
+        assert manager.get_sync(timeout=WAIT) == "third"
+    assert time.monotonic() - started < 2.0
+    assert manager.provider_calls == 3
+
+
+async def test_no_wait_removes_the_provider_backoff_async() -> None:
+    """Under testing.no_wait() the provider's backoff does not sleep (async)."""
+    from asr_resilience.testing import no_wait
+
+    calls = 0
+
+    async def provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError(str(calls))
+        return "third"
+
+    slow = Backoff(initial=3.0, max=3.0, multiplier=1.0, jitter="none")
+    manager = TokenManager(provider, provider_backoff=slow)
+    started = time.monotonic()
+    with no_wait():
+        assert await manager.get(timeout=WAIT) == "third"
+    assert time.monotonic() - started < 2.0
+    assert manager.provider_calls == 3
+
+
+def test_a_clock_object_gives_time_and_waits() -> None:
+    """clock= may be a Clock: its wall clock dates tokens and its sleep takes the backoff."""
+    from asr_resilience.testing import FakeClock as TestingClock
+
+    fake = TestingClock(start=0.0, wall_start=0.0)
+    results: Iterator[Any] = iter([ConnectionError("once"), Token("t", 100.0)])
+
+    def provider() -> Token:
+        item = next(results)
+        if isinstance(item, Exception):
+            raise item
+        return item  # type: ignore[no-any-return]
+
+    manager = TokenManager(provider, clock=fake.clock(), provider_backoff=NO_JITTER)
+    assert manager.get_sync() == "t"
+    assert fake.sleeps == [0.1]
+    fake.advance(100.0 - fake.now)
+    assert manager.current() is None  # expired by the Clock's wall time
+
+
+# -- against the simulated meta service (CreateToken) ------------------------------------------
+
+_TEA_UTCNOW = pytest.mark.filterwarnings(
+    r"ignore:datetime\.datetime\.utcnow\(\) is deprecated"
+    r":DeprecationWarning:alibabacloud_tea_openapi\.utils"
+)
+
+
+class Counting:
+    """Counts the CreateToken calls a provider makes (thread-safe), passing them on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Token:
+        with self._lock:
+            self.calls += 1
+        token: Token = self.inner()
+        return token
+
+
+@_TEA_UTCNOW
+@pytest.mark.parametrize(
+    ("throttled", "secret", "expected"),
+    [(True, None, 3), (False, "wrong-secret", 1)],
+    ids=["throttled-retryable", "wrong-secret-not-retryable"],
+)
+def test_failing_create_token_is_not_amplified_by_concurrent_callers(
+    throttled: bool, secret: str | None, expected: int
+) -> None:
+    """N threads retrying against a failing CreateToken: at most provider_attempts per window."""
+    pytest.importorskip("alibabacloud_nls_cloud_meta20190228.client")
+    from asr_resilience.simulator.config import SimulatorConfig
+    from asr_resilience.simulator.server import SimulatorThread
+    from asr_resilience.testing import no_wait
+    from asr_resilience.tokens import AliyunTokenProvider
+
+    config = SimulatorConfig(meta_throttle_interval=3600.0 if throttled else 0.0)
+    with SimulatorThread(config=config) as sim:
+        info = sim.info()
+        aliyun = AliyunTokenProvider(
+            info["access_key_id"], secret or info["access_key_secret"], endpoint=sim.meta_url
+        )
+        counting = Counting(aliyun.sync)
+        clock = FakeClock(time.time())  # frozen: the cool-down never ends during the storm
+        manager = TokenManager(counting, clock=clock, provider_attempts=3)
+        if throttled:  # the one call the hour allows
+            first = manager.get_sync(timeout=WAIT)
+            assert manager.invalidate(first)
+            counting.calls = 0
+        n, tries = 16, 4
+        barrier = threading.Barrier(n)
+        outcomes: list[BaseException] = []
+        lock = threading.Lock()
+
+        def caller() -> None:
+            barrier.wait(WAIT)
+            for _ in range(tries):
+                try:
+                    manager.get_sync(timeout=WAIT)
+                except BaseException as exc:
+                    with lock:
+                        outcomes.append(exc)
+
+        with no_wait():
+            threads = [threading.Thread(target=caller) for _ in range(n)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(WAIT)
+    assert len(outcomes) == n * tries
+    assert all(isinstance(o, TokenRefreshError) for o in outcomes)
+    causes = {o.__cause__.code for o in outcomes if o.__cause__ is not None}  # type: ignore[attr-defined]
+    assert causes == {"Throttling.User" if throttled else "SignatureDoesNotMatch"}
+    assert counting.calls == expected

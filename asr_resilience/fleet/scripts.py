@@ -187,7 +187,18 @@ return repaired
 CLAIM_TOKEN = """
 -- KEYS: 1 token (hash: value, expires_at, issued_at), 2 refresh lock.
 -- ARGV: 1 lock owner, 2 lock ms, 3 now (unix s), 4 refresh ahead (s), 5.. values that failed.
--- Reply: {1 if this caller now holds the lock, value, expires_at, issued_at} ('' when none).
+-- Reply: {1 if this caller now holds the lock, value, expires_at, issued_at, repaired}
+-- ('' when none); repaired lists {key, what was found, ...} for each broken key replaced.
+-- Both keys are ours alone (namespaced, written only by these scripts, the lock always with a
+-- TTL). A token that is not a hash, or a lock that is not a string or has no TTL, was left by a
+-- bug or by hand: kept, it would fail every claim (WRONGTYPE) or hold the lock forever.
+local repaired = {}
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'hash' then
+  redis.call('DEL', KEYS[1])
+  table.insert(repaired, KEYS[1])
+  table.insert(repaired, kind)
+end
 -- Compare-and-invalidate first: drop the shared token only if it is one that failed.
 for i = 5, #ARGV do
   if redis.call('HGET', KEYS[1], 'value') == ARGV[i] then
@@ -200,27 +211,35 @@ local now = tonumber(ARGV[3])
 if value then
   local expires_at = tonumber(entry[2])
   if not expires_at then
-    return {0, value, '', entry[3] or ''}
+    return {0, value, '', entry[3] or '', repaired}
   end
   local issued_at = tonumber(entry[3]) or expires_at
   -- As TokenManager: renew refresh_ahead before expiry, but not before half the lifetime.
   local refresh_at = math.max(expires_at - tonumber(ARGV[4]),
                               issued_at + (expires_at - issued_at) / 2)
   if now < refresh_at then
-    return {0, value, entry[2], entry[3] or ''}
+    return {0, value, entry[2], entry[3] or '', repaired}
   end
   if now >= expires_at then
     value = false
   end
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, '', '', ''}
+  return {1, '', '', '', repaired}
+end
+kind = redis.call('TYPE', KEYS[2])['ok']
+if kind ~= 'string' or redis.call('PTTL', KEYS[2]) == -1 then
+  -- A broken lock (see above): take it over, as if it had expired.
+  table.insert(repaired, KEYS[2])
+  table.insert(repaired, kind == 'string' and 'string without a TTL' or kind)
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {1, '', '', '', repaired}
 end
 if value then
   -- Due for renewal, but still valid, and another worker is renewing it: use it meanwhile.
-  return {0, value, entry[2], entry[3] or ''}
+  return {0, value, entry[2], entry[3] or '', repaired}
 end
-return {0, '', '', ''}
+return {0, '', '', '', repaired}
 """
 
 STORE_TOKEN = """

@@ -2,22 +2,28 @@
 
 from .aliyun import AliyunTokenProvider, TokenProviderError
 from .manager import (
+    DEFAULT_FAILURE_COOLDOWN,
     DEFAULT_PROVIDER_BACKOFF,
     DEFAULT_REFRESH_AHEAD,
     PROACTIVE_RETRY_PAUSE,
     TokenManager,
 )
+from .store import Claim, LocalTokenStore, TokenStore
 from .token import Provider, StaticToken, Token, fingerprint
 
 __all__ = [
+    "DEFAULT_FAILURE_COOLDOWN",
     "DEFAULT_PROVIDER_BACKOFF",
     "DEFAULT_REFRESH_AHEAD",
     "PROACTIVE_RETRY_PAUSE",
     "AliyunTokenProvider",
+    "Claim",
+    "LocalTokenStore",
     "Provider",
     "StaticToken",
     "Token",
     "TokenManager",
     "TokenProviderError",
+    "TokenStore",
     "fingerprint",
 ]

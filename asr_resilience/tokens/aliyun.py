@@ -10,7 +10,8 @@ provider is created, never when this module is.
 Neither the vendor's client nor this provider retries: a failure is raised once as
 :class:`TokenProviderError` (the vendor's ``Code`` such as ``SignatureDoesNotMatch`` or
 ``Throttling.User``, the service's message, the HTTP status), and the
-:class:`~asr_resilience.tokens.TokenManager` around the provider decides about retrying. The
+:class:`~asr_resilience.tokens.TokenManager` around the provider decides about retrying (it
+reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
 AccessKey secret never appears in an error's text: it is scrubbed from the service's message and
 registered with the log redaction.
 """
