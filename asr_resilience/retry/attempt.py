@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Attempt", "DeadlineTimeout"]
 
+_PASSED = "the call's deadline passed during {}"
+
 _FIRED = 1  # the deadline timer cancelled the attempt
 _HELD = 2  # the slot outlives the block (a stream leg)
 _CLOSED = 4  # settled: the slot went back, the outcome was decided
@@ -136,7 +138,13 @@ class Attempt:
                 raise QueueTimeout()
         tokens = state.settings.tokens
         if tokens is not None:
-            self.token = state.token = tokens.current() or tokens.get_sync()  # MERGE: timeout
+            token = tokens.current()
+            if token is None:
+                try:
+                    token = tokens.get_sync(timeout=self.remaining)
+                except TimeoutError:
+                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+            self.token = state.token = token
 
     async def admit(self) -> None:
         """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
@@ -160,8 +168,10 @@ class Attempt:
             token = tokens.current()
             if token is None:
                 self._phase = "the token fetch"
-                # Inside a task the attempt's deadline timer bounds this wait like any other.
-                token = await tokens.get()
+                try:
+                    token = await tokens.get(timeout=self.remaining)
+                except TimeoutError:
+                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
             self.token = state.token = token
         self._phase = "the attempt"
 
@@ -244,7 +254,7 @@ class Attempt:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
             phase = getattr(self, "_phase", "the attempt")
-            return DeadlineTimeout(f"the call's deadline passed during {phase}")
+            return DeadlineTimeout(_PASSED.format(phase))
         return None
 
     def hold(self) -> Attempt:
