@@ -79,3 +79,20 @@ def test_submodules_named_in_the_docs_are_attributes() -> None:
 
     assert callable(ar.testing.no_wait)
     assert callable(ar.observe.add_hook)
+
+
+RAISING_PACKAGES = [*PACKAGES, "asr_resilience.fleet"]
+
+
+@pytest.mark.parametrize("name", RAISING_PACKAGES)
+def test_every_exported_exception_derives_from_the_root(name: str) -> None:
+    """Every exception a package exports is an ``AsrResilienceError`` (one root to catch)."""
+    module = _module(name)
+    strays = [
+        member
+        for member in module.__all__
+        if inspect.isclass(obj := getattr(module, member))
+        and issubclass(obj, BaseException)
+        and not issubclass(obj, asr_resilience.AsrResilienceError)
+    ]
+    assert strays == []

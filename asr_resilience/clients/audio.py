@@ -26,6 +26,7 @@ from collections.abc import (
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import AsrResilienceError
 from ..protocol.client import MAX_AUDIO_FRAME
 from ..protocol.gateway import FORMATS, SAMPLE_RATES
 
@@ -217,7 +218,7 @@ async def _as_async(frames: AsyncIterable[bytes] | Iterable[bytes]) -> AsyncIter
             yield frame
 
 
-class AudioSourceError(Exception):
+class AudioSourceError(AsrResilienceError):
     """The caller's audio iterator raised (the original is ``__cause__``).
 
     Not a failure of the service, so no policy classifies it and it is never retried: a retry

@@ -33,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import AsrResilienceError
 from ..observe import emit
 from ..policy.model import FleetSettings
 from .scripts import Scripts
@@ -62,7 +63,7 @@ DEFAULT_PROBE_INTERVAL = 1.0
 """Seconds between pings while Redis is unavailable."""
 
 
-class FleetUnavailable(Exception):
+class FleetUnavailable(AsrResilienceError):
     """Redis cannot be used now; the caller falls back to per-process limits or local tokens."""
 
 

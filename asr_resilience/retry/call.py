@@ -16,6 +16,7 @@ from .. import backoff
 from ..attempts import AttemptRecord
 from ..catalog import code_class
 from ..errors import (
+    AsrResilienceError,
     CircuitOpenError,
     DeadlineExceededError,
     FailFastError,
@@ -44,8 +45,11 @@ class QueueTimeout(Exception):
     """Raised inside an attempt when no concurrency slot came free within the deadline."""
 
 
-class DeadlineTimeout(TimeoutError):
-    """The call's deadline passed while an attempt was running (a ``TimeoutError``)."""
+class DeadlineTimeout(AsrResilienceError, TimeoutError):
+    """The call's deadline passed while an attempt was running (a ``TimeoutError``).
+
+    The attempt ends with it; the call then raises ``DeadlineExceededError`` from it.
+    """
 
 
 class ResultFailure(Exception):
