@@ -12,8 +12,9 @@ leg's, a resumed leg's — is an :class:`Attempt`. It is the only place where:
 * a failure is classified (once) and handed to :meth:`CallState.decide
   <asr_resilience.retry.call.CallState.decide>`, whose step the loop then carries out.
 
-Inside a task, entering an attempt arms one timer at the call's deadline: when it fires the
-attempt is cancelled and ends in ``TimeoutError``, so connect, handshake, token fetch, reads and
+Inside a task, entering an attempt registers it with its loop's deadline watch
+(:mod:`~asr_resilience.retry.watch`, one timer per loop): when the deadline passes the attempt
+is cancelled and ends in ``TimeoutError``, so connect, handshake, token fetch, reads and
 a whole REST exchange are bounded together, not per operation (a server that drips one byte at
 a time cannot hold a call). Blocking code cannot be interrupted that way; it reads
 :attr:`Attempt.remaining` (the clients hand it to every blocking wait), and so can a user's own
@@ -26,7 +27,7 @@ import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..limits.breaker import PASS, PROBE, REFUSED
+from ..limits.breaker import PROBE, REFUSED
 from .call import (
     CallState,
     CircuitOpen,
@@ -36,6 +37,7 @@ from .call import (
     classify,
     is_server_class,
 )
+from .watch import DeadlineWatch, watch_for
 
 if TYPE_CHECKING:
     from tenacity import AttemptManager
@@ -51,13 +53,6 @@ _FIRED = 1  # the deadline timer cancelled the attempt
 _HELD = 2  # the slot outlives the block (a stream leg)
 _CLOSED = 4  # settled: the slot went back, the outcome was decided
 _SCOPE_DONE = 8  # the breaker and budget have seen the outcome
-
-
-def _expire(attempt: Attempt) -> None:
-    attempt._flags |= _FIRED
-    task = attempt._task
-    if task is not None:
-        task.cancel()
 
 
 class Attempt:
@@ -82,6 +77,7 @@ class Attempt:
         "_task",
         "_ticket",
         "_timer",
+        "_watch",
         "number",
         "state",
         "token",
@@ -89,7 +85,8 @@ class Attempt:
     _failure: Failure | None
     _phase: str
     _ticket: int
-    _timer: asyncio.TimerHandle
+    _timer: int  # the deadline watch's ticket
+    _watch: DeadlineWatch
 
     def __init__(
         self,
@@ -120,18 +117,37 @@ class Attempt:
 
     # -- admission -----------------------------------------------------------------------------
 
-    def admit_sync(self) -> None:
-        """Take the breaker's ticket, a slot and the token, each within the time left."""
+    def admit_now(self) -> bool:
+        """Take the breaker's ticket, and the token if it needs no wait: True when admitted.
+
+        False: a slot and/or the token must still be waited for (:meth:`admit_sync`, or
+        ``await`` :meth:`admit`, finish the admission).
+        """
         state = self.state
         scope = state.scope
         breaker = scope.breaker
-        if breaker is not None:
+        if breaker is not None and getattr(self, "_ticket", None) is None:
             ticket = breaker.ticket()
-            if ticket != PASS:
-                if ticket == REFUSED:
-                    raise CircuitOpen()
-                self._ticket = ticket
-        limiter = scope.limiter
+            if ticket == REFUSED:
+                raise CircuitOpen()
+            self._ticket = ticket
+        if scope.limiter is not None:
+            return False
+        tokens = state.settings.tokens
+        if tokens is None:
+            return True
+        token = tokens.current()
+        if token is None:
+            return False
+        self.token = state.token = token
+        return True
+
+    def admit_sync(self) -> None:
+        """Admit: the breaker's ticket, a slot and the token, each within the time left."""
+        if self.admit_now():
+            return
+        state = self.state
+        limiter = state.scope.limiter
         if limiter is not None:
             self._permit = limiter.acquire_sync(timeout=self.remaining)
             if self._permit is None:
@@ -148,16 +164,10 @@ class Attempt:
 
     async def admit(self) -> None:
         """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
+        if self.admit_now():
+            return
         state = self.state
-        scope = state.scope
-        breaker = scope.breaker
-        if breaker is not None:
-            ticket = breaker.ticket()
-            if ticket != PASS:
-                if ticket == REFUSED:
-                    raise CircuitOpen()
-                self._ticket = ticket
-        limiter = scope.limiter
+        limiter = state.scope.limiter
         if limiter is not None:
             self._phase = "the wait for a concurrency slot"
             self._permit = await limiter.acquire(timeout=self.remaining)
@@ -184,10 +194,16 @@ class Attempt:
         if task is not None:
             loop = task.get_loop()
             state = self.state
-            self._timer = loop.call_at(
-                loop.time() + (state.deadline_at - state.monotonic()), _expire, self
-            )
+            self._watch = watch = watch_for(loop)
+            self._timer = watch.add(self, loop.time() + (state.deadline_at - state.monotonic()))
         return self
+
+    def expire(self) -> None:
+        """The call's deadline passed: cancel the attempt's task (the watch calls this)."""
+        self._flags |= _FIRED
+        task = self._task
+        if task is not None:
+            task.cancel()
 
     def __exit__(
         self,
@@ -197,8 +213,9 @@ class Attempt:
     ) -> bool:
         if exc is None and self._flags == 0 and self._manager is None:
             # The common case, kept short: a plain success.
-            if self._task is not None:
-                self._timer.cancel()
+            task = self._task
+            if task is not None:
+                self._watch.remove(self, self._timer)
                 if self._flags:  # the timer fired after the block's last suspension
                     return self._exit(exc_type, exc, tb)
             self._flags = _CLOSED | _SCOPE_DONE
@@ -241,15 +258,16 @@ class Attempt:
 
     def _disarm(self, exc: BaseException | None) -> DeadlineTimeout | None:
         """Stop the deadline timer; the TimeoutError to raise when it cancelled the block."""
-        if self._task is None:
+        task = self._task
+        if task is None:
             return None
-        timer: asyncio.TimerHandle | None = getattr(self, "_timer", None)
+        timer: int | None = getattr(self, "_timer", None)
         if timer is None:
             return None
-        timer.cancel()  # a second cancel() of a handle does nothing
+        self._watch.remove(self, timer)  # removing twice does nothing
         if not self._flags & _FIRED:
             return None
-        uncancel = getattr(self._task, "uncancel", None)  # Python >= 3.11
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
         if uncancel is not None and uncancel() > 0:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
@@ -312,7 +330,7 @@ class Attempt:
                 breaker.record_success(now)
             return
         if failure is None:
-            if getattr(self, "_ticket", PASS) == PROBE and breaker is not None:
+            if getattr(self, "_ticket", None) == PROBE and breaker is not None:
                 breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
             return
         if first and scope.budget is not None:

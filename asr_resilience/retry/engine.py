@@ -72,7 +72,8 @@ async def run_async(
         attempt = Attempt(state, task)
         try:
             with attempt:
-                await attempt.admit()
+                if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
+                    await attempt.admit()
                 return await body(attempt)
         except Exception as exc:
             first = exc
