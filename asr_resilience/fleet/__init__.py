@@ -16,7 +16,7 @@ from .connection import (
     shared_connection,
 )
 from .limiter import FleetLimiter, FleetPermit
-from .tokens import RedisTokenCache
+from .tokens import RedisTokenCache, RedisTokenStore
 
 register_limiter_backend("redis", FleetLimiter.for_scope)
 
@@ -27,6 +27,7 @@ __all__ = [
     "FleetPermit",
     "FleetUnavailable",
     "RedisTokenCache",
+    "RedisTokenStore",
     "close_shared_connections",
     "resolve_url",
     "shared_connection",
