@@ -5,21 +5,9 @@ actions (retry, refresh-token, fail-fast, fix-client), and the machinery that ca
 """
 
 from . import observe, testing
-from .attempts import AttemptRecord
-from .catalog import Catalog, CatalogEntry, catalog, code_class
-from .clients import (
-    AudioGap,
-    AudioSourceError,
-    Recognition,
-    Recognizer,
-    Reconnected,
-    RestRecognizer,
-    SentenceEvent,
-    StreamEvent,
-    StreamStats,
-    Transcriber,
-)
-from .errors import (
+from ._attempts import AttemptRecord
+from ._catalog import Catalog, CatalogEntry, catalog, code_class
+from ._errors import (
     AsrResilienceError,
     CircuitOpenError,
     DeadlineExceededError,
@@ -37,8 +25,20 @@ from .errors import (
     TokenRefreshError,
     TransportError,
 )
-from .extract import register_extractor, unregister_extractor
-from .failure import Failure
+from ._extract import register_extractor, unregister_extractor
+from ._failure import Failure
+from .clients import (
+    AudioGap,
+    AudioSourceError,
+    Recognition,
+    Recognizer,
+    Reconnected,
+    RestRecognizer,
+    SentenceEvent,
+    StreamEvent,
+    StreamStats,
+    Transcriber,
+)
 from .policy import Backoff, Decision, FleetSettings, Policy, Rule, load_policy
 from .retry import Attempt, Clock, resilient, retrying
 from .sdk import SdkParameterError, SdkRecognizer, SdkTranscriber

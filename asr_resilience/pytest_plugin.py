@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from .simulator.fixtures import nls_gateway
+from .simulator._fixtures import nls_gateway
 from .testing import no_wait
 
 with contextlib.suppress(ImportError):  # needs pytest-asyncio
-    from .simulator.fixtures import nls_simulator
+    from .simulator._fixtures import nls_simulator
 
 __all__ = ["nls_gateway", "nls_simulator", "resilience_no_wait"]
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .retry.clock import Clock, enter_no_wait, exit_no_wait
+from ._clock import Clock, enter_no_wait, exit_no_wait
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from asr_resilience.clients import (
     paced,
     split_frames,
 )
-from asr_resilience.demo.audio import RATE, recording
+from asr_resilience.demo._audio import RATE, recording
 from asr_resilience.simulator import Fault, Scenario, Simulator
 
 from .common import policy

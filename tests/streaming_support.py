@@ -1,6 +1,6 @@
 """Shared pieces of the resumable-stream tests: audio, a stream runner, sentence comparison.
 
-The simulator's texts come from each sentence's own sound (``asr_resilience/simulator/engine.py``),
+The simulator's texts come from each sentence's own sound (``asr_resilience/simulator/_engine.py``),
 so the same audio gives the same sentences in whichever task hears it: a resumed stream can be
 compared with an uninterrupted one.
 """

@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.breaker: closed, open and half-open."""
+"""Tests for asr_resilience.limits._breaker: closed, open and half-open."""
 
 from __future__ import annotations
 

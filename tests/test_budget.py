@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.budget: the retry budget over a sliding window."""
+"""Tests for asr_resilience.limits._budget: the retry budget over a sliding window."""
 
 from __future__ import annotations
 

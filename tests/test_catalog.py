@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.catalog: the vendor's error table as package data."""
+"""Tests for asr_resilience._catalog: the vendor's error table as package data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from asr_resilience.catalog import Catalog, CatalogEntry, CodeClass, Text, catalog, code_class
+from asr_resilience._catalog import Catalog, CatalogEntry, CodeClass, Text, catalog, code_class
 
 # The vendor's table, row by row in its order: (code, message, name, table). Embedded rather than
 # read from the seed file so the test does not depend on where the seed lies.

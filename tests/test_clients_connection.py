@@ -9,8 +9,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 import asr_resilience as ar
+from asr_resilience._extract import extract_failure
 from asr_resilience.clients import connected, open_connection
-from asr_resilience.extract import extract_failure
 from asr_resilience.protocol import TRANSCRIBER, ClientProtocol
 from asr_resilience.simulator import Fault, Simulator
 

@@ -1,17 +1,17 @@
-"""Tests for asr_resilience.clock: the Clock and the no-wait switch, below every waiting layer."""
+"""Tests for asr_resilience._clock: the Clock and the no-wait switch, below every waiting layer."""
 
 from __future__ import annotations
 
-from asr_resilience import clock
-from asr_resilience.retry import clock as retry_clock
+import asr_resilience as ar
+from asr_resilience import _clock as clock
+from asr_resilience.retry import SYSTEM_CLOCK, Clock
 from asr_resilience.testing import no_wait
 
 
-def test_retry_clock_reexports_the_same_objects() -> None:
-    """retry.clock hands out the very Clock, SYSTEM_CLOCK and switch of asr_resilience.clock."""
-    assert retry_clock.Clock is clock.Clock
-    assert retry_clock.SYSTEM_CLOCK is clock.SYSTEM_CLOCK
-    assert retry_clock.no_wait_active is clock.no_wait_active
+def test_public_names_are_the_clock_modules_objects() -> None:
+    """retry and testing hand out the very Clock and SYSTEM_CLOCK of asr_resilience._clock."""
+    assert Clock is clock.Clock is ar.retry.Clock
+    assert SYSTEM_CLOCK is clock.SYSTEM_CLOCK
 
 
 def test_pause_is_zero_under_no_wait() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import asr_resilience as ar
-from asr_resilience.retry.watch import RESOLUTION, DeadlineWatch, watch_for
+from asr_resilience.retry._watch import RESOLUTION, DeadlineWatch, watch_for
 
 from .helpers import write_policy
 

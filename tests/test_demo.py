@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from asr_resilience.cli import main
-from asr_resilience.demo import fleet, plan
+from asr_resilience.demo import _fleet as fleet
+from asr_resilience.demo import _plan as plan
 
 
 def test_demo_runs_and_every_call_matches(

@@ -22,14 +22,14 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.http11 import Request, Response
 
 import asr_resilience as ar
-from asr_resilience.extract import (
+from asr_resilience._extract import (
     extract_failure,
     register_extractor,
     rest_result,
     task_failed,
     unregister_extractor,
 )
-from asr_resilience.failure import TRANSPORT_KINDS, Failure, TransportKind
+from asr_resilience._failure import TRANSPORT_KINDS, Failure, TransportKind
 from asr_resilience.testing import no_wait
 
 TOO_MANY = "Gateway:TOO_MANY_REQUESTS:Too many requests!"

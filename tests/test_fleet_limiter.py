@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.fleet.limiter against a real Redis: leases, contention, fairness."""
+"""Tests for asr_resilience.fleet._limiter against a real Redis: leases, contention, fairness."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from asr_resilience.limits.limiter import DECREASE
+from asr_resilience.limits._limiter import DECREASE
 
 from . import fleet_support as fs
 
@@ -25,7 +25,7 @@ from asr_resilience.fleet import (  # noqa: E402
 )
 from asr_resilience.limits import AdaptiveLimiter, Permit, get_scope  # noqa: E402
 from asr_resilience.policy import Policy  # noqa: E402
-from asr_resilience.policy.model import ConcurrencySettings, FleetSettings  # noqa: E402
+from asr_resilience.policy._model import ConcurrencySettings, FleetSettings  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
 prefix = pytest.fixture(fs.prefix)

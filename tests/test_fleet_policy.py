@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from asr_resilience.errors import PolicyError
+from asr_resilience._errors import PolicyError
 from asr_resilience.policy import Policy, check_policy, load_policy, shipped_policies
-from asr_resilience.policy.model import FleetSettings
+from asr_resilience.policy._model import FleetSettings
 
 from . import fleet_support as fs
 

@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.fleet.tokens against a real Redis: one token for the whole fleet."""
+"""Tests for asr_resilience.fleet._tokens against a real Redis: one token for the whole fleet."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from . import fleet_support as fs
 fs.require_redis_py()
 
 from asr_resilience.fleet import FleetConnection, RedisTokenCache  # noqa: E402
-from asr_resilience.fleet.tokens import RedisTokenStore  # noqa: E402
+from asr_resilience.fleet._tokens import RedisTokenStore  # noqa: E402
 from asr_resilience.tokens import Claim, Token, TokenManager  # noqa: E402
 
 redis_url = pytest.fixture(fs.redis_url)
@@ -286,7 +286,7 @@ async def test_async_refresh_with_redis_gone(private_redis: fs.RedisServer) -> N
 
 def test_failing_provider_frees_the_lock(connection: FleetConnection, prefix: str) -> None:
     """A refresher whose provider fails frees the fleet's lock for the next worker."""
-    from asr_resilience.errors import TokenRefreshError
+    from asr_resilience._errors import TokenRefreshError
 
     def broken() -> Token:
         raise ConnectionError("meta endpoint down")

@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.limiter: AIMD with slow start, FIFO waiters, threads + tasks."""
+"""Tests for asr_resilience.limits._limiter: AIMD with slow start, FIFO waiters, threads + tasks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from asr_resilience.limits import AdaptiveLimiter, Permit
-from asr_resilience.limits.limiter import DECREASE
+from asr_resilience.limits._limiter import DECREASE
 from asr_resilience.policy import ConcurrencySettings
 
 

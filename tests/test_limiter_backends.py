@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.backends: limiter backends registered from above."""
+"""Tests for asr_resilience.limits._backends: limiter backends registered from above."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pytest
 from asr_resilience.limits import (
     AdaptiveLimiter,
     Limiter,
-    backends,
     get_scope,
     limiter_backend,
     register_limiter_backend,
+)
+from asr_resilience.limits import (
+    _backends as backends,
 )
 from asr_resilience.policy import ConcurrencySettings, Policy
 

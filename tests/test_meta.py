@@ -22,10 +22,10 @@ import httpx
 import pytest
 from aiohttp import web
 
-from asr_resilience.errors import TokenRefreshError
-from asr_resilience.simulator.accounts import Account, AccountStore
-from asr_resilience.simulator.meta import MAX_CLOCK_SKEW, META_VERSION, add_meta_routes
-from asr_resilience.simulator.signing import (
+from asr_resilience._errors import TokenRefreshError
+from asr_resilience.simulator._accounts import Account, AccountStore
+from asr_resilience.simulator._meta import MAX_CLOCK_SKEW, META_VERSION, add_meta_routes
+from asr_resilience.simulator._signing import (
     V3_ALGORITHM,
     format_timestamp,
     parse_timestamp,
@@ -37,7 +37,7 @@ from asr_resilience.simulator.signing import (
     sign_v3,
 )
 from asr_resilience.tokens import Token, TokenManager
-from asr_resilience.tokens.aliyun import (
+from asr_resilience.tokens._aliyun import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     AliyunTokenProvider,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from asr_resilience.errors import PolicyError, PolicyIssue
+from asr_resilience._errors import PolicyError, PolicyIssue
 from asr_resilience.policy import check_policy, load_policy
 
 CORPUS = Path(__file__).parent / "policies_bad"

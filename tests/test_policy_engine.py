@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from asr_resilience.backoff import delay, delays
-from asr_resilience.catalog import catalog
-from asr_resilience.durations import format_duration, parse_duration
-from asr_resilience.errors import PolicyError
-from asr_resilience.failure import TRANSPORT_KINDS, Failure, TransportKind
+from asr_resilience._backoff import delay, delays
+from asr_resilience._catalog import catalog
+from asr_resilience._durations import format_duration, parse_duration
+from asr_resilience._errors import PolicyError
+from asr_resilience._failure import TRANSPORT_KINDS, Failure, TransportKind
 from asr_resilience.policy import (
     ACTIONS,
     ENV_VAR,
@@ -27,8 +27,8 @@ from asr_resilience.policy import (
     load_policy,
     shipped_policies,
 )
-from asr_resilience.policy.matchers import CodePattern, codes, http_status, message, transport
-from asr_resilience.policy.model import JITTERS
+from asr_resilience.policy._matchers import CodePattern, codes, http_status, message, transport
+from asr_resilience.policy._model import JITTERS
 
 DEFAULT = load_policy("default")
 

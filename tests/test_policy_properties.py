@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asr_resilience.failure import SUCCESS, TRANSPORT_KINDS, Failure, TransportKind
+from asr_resilience._failure import SUCCESS, TRANSPORT_KINDS, Failure, TransportKind
 from asr_resilience.policy import ACTIONS, Policy, load_policy
-from asr_resilience.policy.model import JITTERS
+from asr_resilience.policy._model import JITTERS
 
 SETTINGS = settings(
     max_examples=60,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr_resilience.errors import LocalProtocolError, RemoteProtocolError
+from asr_resilience._errors import LocalProtocolError, RemoteProtocolError
 from asr_resilience.protocol import (
     RECOGNIZER,
     TRANSCRIBER,
@@ -26,7 +26,7 @@ from asr_resilience.protocol import (
     parse_directive,
     parse_event,
 )
-from asr_resilience.protocol.events import ProtocolEvent
+from asr_resilience.protocol._events import ProtocolEvent
 
 
 class Pair:

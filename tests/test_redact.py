@@ -19,7 +19,7 @@ from asr_resilience.observe import (
     redact_text,
     register_secret,
 )
-from asr_resilience.observe.redact import redact_value
+from asr_resilience.observe._redact import redact_value
 
 # --- redact_text ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.scope: the process-wide registry of shared limits."""
+"""Tests for asr_resilience.limits._scope: the process-wide registry of shared limits."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 
 import asr_resilience as ar
 from asr_resilience.observe import add_hook
-from asr_resilience.observe.events import Event
+from asr_resilience.observe._events import Event
 from asr_resilience.protocol import RECOGNIZER, ClientProtocol, Started
 from asr_resilience.sdk import (
     SdkLogTap,

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import pytest
 
 import asr_resilience as ar
-from asr_resilience.catalog import CatalogEntry
+from asr_resilience._catalog import CatalogEntry
 from asr_resilience.clients import (
     Recognition,
     Recognizer,

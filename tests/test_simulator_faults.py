@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError, InvalidMessage, InvalidStatus
 
-from asr_resilience.errors import RemoteProtocolError
+from asr_resilience._errors import RemoteProtocolError
 from asr_resilience.protocol import (
     RECOGNIZER,
     TRANSCRIBER,
@@ -21,7 +21,7 @@ from asr_resilience.protocol import (
     parse_event,
 )
 from asr_resilience.simulator import Fault, Scenario, Simulator
-from asr_resilience.simulator.scenario import FrameKind, Phase
+from asr_resilience.simulator._scenario import FrameKind, Phase
 
 from .audio_fixtures import speech_like
 from .simulator_client import (

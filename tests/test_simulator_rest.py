@@ -10,7 +10,7 @@ import pytest
 
 from asr_resilience.protocol import RECOGNIZER, TRANSCRIBER, Completed, Started
 from asr_resilience.simulator import Account, Fault, Simulator
-from asr_resilience.simulator.scenario import Action, Phase
+from asr_resilience.simulator._scenario import Action, Phase
 
 from .audio_fixtures import clicks, silence, speech_like, wav
 from .simulator_client import assert_seed, quick_config, run_task, task

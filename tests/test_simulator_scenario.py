@@ -8,7 +8,7 @@ import pytest
 
 from asr_resilience import catalog
 from asr_resilience.simulator import Fault, Scenario
-from asr_resilience.simulator.scenario import default_text
+from asr_resilience.simulator._scenario import default_text
 
 YAML = """\
 seed: 7

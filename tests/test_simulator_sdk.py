@@ -16,7 +16,7 @@ import pytest
 from websockets.datastructures import Headers
 
 from asr_resilience.simulator import Account, Fault, SimulatorThread
-from asr_resilience.simulator.gateway import tolerate_repeated_headers
+from asr_resilience.simulator._gateway import tolerate_repeated_headers
 
 from .audio_fixtures import frames, speech_like
 

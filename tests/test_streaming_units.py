@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asr_resilience.clients.replay import ReplayBuffer
-from asr_resilience.clients.timeline import Timeline
+from asr_resilience.clients._replay import ReplayBuffer
+from asr_resilience.clients._timeline import Timeline
 from asr_resilience.protocol import ResultChanged, SentenceBegan, SentenceEnded, Word
 
 RATE = 32000  # bytes a second: 16 kHz 16-bit mono

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from asr_resilience.errors import TokenRefreshError
-from asr_resilience.policy.model import Backoff, TokenSettings
+from asr_resilience._errors import TokenRefreshError
+from asr_resilience.policy._model import Backoff, TokenSettings
 from asr_resilience.tokens import (
     DEFAULT_FAILURE_COOLDOWN,
     StaticToken,
@@ -1006,8 +1006,8 @@ def test_failing_create_token_is_not_amplified_by_concurrent_callers(
 ) -> None:
     """N threads retrying against a failing CreateToken: at most provider_attempts per window."""
     pytest.importorskip("alibabacloud_nls_cloud_meta20190228.client")
-    from asr_resilience.simulator.config import SimulatorConfig
-    from asr_resilience.simulator.server import SimulatorThread
+    from asr_resilience.simulator._config import SimulatorConfig
+    from asr_resilience.simulator._server import SimulatorThread
     from asr_resilience.testing import no_wait
     from asr_resilience.tokens import AliyunTokenProvider
 

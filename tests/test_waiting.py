@@ -1,4 +1,4 @@
-"""Tests for asr_resilience.limits.waiting: one wait primitive, one FIFO queue, two drivers."""
+"""Tests for asr_resilience.limits._waiting: one wait primitive, one FIFO queue, two drivers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from asr_resilience.limits.waiting import (
+from asr_resilience.limits._waiting import (
     Blocking,
     Plan,
     WaiterQueue,

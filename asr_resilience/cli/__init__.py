@@ -7,9 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..errors import AsrResilienceError, PolicyError
+from .._errors import AsrResilienceError, PolicyError
 from ..observe import redact_text
-from . import demo, explain, policy_cmd, recognize, simulate, transcribe
+from . import _demo as demo
+from . import _explain as explain
+from . import _policy_cmd as policy_cmd
+from . import _recognize as recognize
+from . import _simulate as simulate
+from . import _transcribe as transcribe
 
 DEBUG_ENV = "ASR_RESILIENCE_DEBUG"
 

@@ -5,7 +5,7 @@ Every call runs under a policy (the execution core, ``asr_resilience.retry``): t
 throttling and drops are retried, and the rest ends in a typed error.
 """
 
-from .audio import (
+from ._audio import (
     FRAME_BYTES,
     ONE_SENTENCE_MAX_BYTES,
     AudioData,
@@ -15,10 +15,10 @@ from .audio import (
     paced,
     split_frames,
 )
-from .connection import Connection, connected, mapped_errors, open_connection
-from .recognizer import DEFAULT_GATEWAY, Recognizer
-from .rest import DEFAULT_REST_URL, RestRecognizer
-from .results import (
+from ._connection import Connection, connected, mapped_errors, open_connection
+from ._recognizer import DEFAULT_GATEWAY, Recognizer
+from ._rest import DEFAULT_REST_URL, RestRecognizer
+from ._results import (
     AudioGap,
     Recognition,
     Reconnected,
@@ -27,7 +27,7 @@ from .results import (
     StreamStats,
     Word,
 )
-from .transcriber import Transcriber
+from ._transcriber import Transcriber
 
 __all__ = [
     "DEFAULT_GATEWAY",

@@ -2,12 +2,12 @@
 
 Needs redis-py (``pip install 'asr-resilience[redis]'``); the rest of the package never imports
 this subpackage unless a policy enables ``fleet:`` or the code uses it. Importing it registers
-the ``"redis"`` limiter backend with :mod:`asr_resilience.limits.backends`, which is how a scope
+the ``"redis"`` limiter backend with :mod:`asr_resilience.limits._backends`, which is how a scope
 with ``fleet.enabled`` finds it (the limits layer never imports the fleet).
 """
 
-from ..limits.backends import register_limiter_backend
-from .connection import (
+from ..limits._backends import register_limiter_backend
+from ._connection import (
     FleetConnection,
     FleetKeyConflict,
     FleetUnavailable,
@@ -15,8 +15,8 @@ from .connection import (
     resolve_url,
     shared_connection,
 )
-from .limiter import FleetLimiter, FleetPermit
-from .tokens import RedisTokenCache, RedisTokenStore
+from ._limiter import FleetLimiter, FleetPermit
+from ._tokens import RedisTokenCache, RedisTokenStore
 
 register_limiter_backend("redis", FleetLimiter.for_scope)
 

@@ -1,10 +1,10 @@
 """Limits shared per scope: retry budget, circuit breaker and adaptive concurrency limiter."""
 
-from .backends import LimiterFactory, limiter_backend, register_limiter_backend
-from .breaker import BreakerState, CircuitBreaker
-from .budget import RetryBudget
-from .limiter import AdaptiveLimiter, Limiter, Outcome, Permit
-from .scope import Scope, get_scope, reset_scopes
+from ._backends import LimiterFactory, limiter_backend, register_limiter_backend
+from ._breaker import BreakerState, CircuitBreaker
+from ._budget import RetryBudget
+from ._limiter import AdaptiveLimiter, Limiter, Outcome, Permit
+from ._scope import Scope, get_scope, reset_scopes
 
 __all__ = [
     "AdaptiveLimiter",

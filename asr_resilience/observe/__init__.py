@@ -1,8 +1,8 @@
 """Observability: structlog events with redaction, and hooks for metrics backends."""
 
-from .events import PREFIX, Event, Hook, add_hook, emit
-from .metrics import OpenTelemetryMetrics, PrometheusMetrics
-from .redact import REDACTED, redact_processor, redact_text, register_secret
+from ._events import PREFIX, Event, Hook, add_hook, emit
+from ._metrics import OpenTelemetryMetrics, PrometheusMetrics
+from ._redact import REDACTED, redact_processor, redact_text, register_secret
 
 __all__ = [
     "PREFIX",

@@ -1,9 +1,9 @@
 """The policy engine: YAML policies, composable matchers, and ``Policy.decide``."""
 
-from .decision import Decision
-from .loader import ENV_VAR, check_policy, load_policy, shipped_policies, shipped_policy_path
-from .matchers import AllOf, AnyOf, CodePattern, Codes, HttpStatus, Matcher, Message, Transport
-from .model import (
+from ._decision import Decision
+from ._loader import ENV_VAR, check_policy, load_policy, shipped_policies, shipped_policy_path
+from ._matchers import AllOf, AnyOf, CodePattern, Codes, HttpStatus, Matcher, Message, Transport
+from ._model import (
     ACTIONS,
     Action,
     Backoff,
@@ -18,7 +18,7 @@ from .model import (
     TokenSettings,
     Unknown,
 )
-from .policy import Policy
+from ._policy import Policy
 
 __all__ = [
     "ACTIONS",

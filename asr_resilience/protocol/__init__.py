@@ -1,7 +1,7 @@
 """The NLS protocol, sans I/O: messages, typed events, and session state machines."""
 
-from .client import ClientProtocol
-from .events import (
+from ._client import ClientProtocol
+from ._events import (
     Completed,
     Failed,
     ProtocolEvent,
@@ -11,8 +11,8 @@ from .events import (
     Started,
     Word,
 )
-from .gateway import Audio, GatewayProtocol, GatewayReject, validate_start
-from .messages import (
+from ._gateway import Audio, GatewayProtocol, GatewayReject, validate_start
+from ._messages import (
     RECOGNIZER,
     SUCCESS,
     TRANSCRIBER,
@@ -22,7 +22,7 @@ from .messages import (
     parse_directive,
     parse_event,
 )
-from .state import State
+from ._state import State
 
 __all__ = [
     "RECOGNIZER",

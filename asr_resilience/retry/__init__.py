@@ -3,10 +3,10 @@
 See ``docs/architecture.md`` for the path of an attempt.
 """
 
-from .attempt import Attempt, DeadlineTimeout
-from .clock import SYSTEM_CLOCK, Clock
-from .context import retrying
-from .decorator import resilient
+from .._clock import SYSTEM_CLOCK, Clock
+from ._attempt import Attempt, DeadlineTimeout
+from ._context import retrying
+from ._decorator import resilient
 
 __all__ = [
     "SYSTEM_CLOCK",

@@ -1,8 +1,8 @@
 """The one place tenacity is used: the loop that runs a call's attempts.
 
 tenacity runs the loop and sleeps through our clock; it takes no decision of its own. Each
-attempt is an :class:`~asr_resilience.retry.attempt.Attempt`, which classifies its failure once
-and stores the decided step on the call's :class:`~asr_resilience.retry.call.CallState`; the
+attempt is an :class:`~asr_resilience.retry._attempt.Attempt`, which classifies its failure once
+and stores the decided step on the call's :class:`~asr_resilience.retry._call.CallState`; the
 strategies below only read that step: ``retry`` unless it says "propagate", ``stop`` when it
 says "raise", ``wait`` its delay, and the error callback raises its typed error. tenacity's
 types stay in this module.
@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import tenacity
 
-from .call import CallState
-from .clock import Clock
+from .._clock import Clock
+from ._call import CallState
 
 __all__ = ["async_loop", "sync_loop"]
 

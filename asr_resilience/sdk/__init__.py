@@ -46,7 +46,7 @@ What the adapter cannot know:
   scrubs tokens from what it lets through.
 """
 
-from .adapter import SdkParameterError, SdkRecognizer, SdkTranscriber
-from .trace import SdkLogTap, install_log_tap
+from ._adapter import SdkParameterError, SdkRecognizer, SdkTranscriber
+from ._trace import SdkLogTap, install_log_tap
 
 __all__ = ["SdkLogTap", "SdkParameterError", "SdkRecognizer", "SdkTranscriber", "install_log_tap"]

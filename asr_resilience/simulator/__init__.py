@@ -9,7 +9,7 @@ ports; faults from a :class:`Scenario`::
         ...  # connect to sim.gateway_url with sim.token() and sim.appkey
 
 The names below load on first use (PEP 562), so importing a submodule such as
-``asr_resilience.simulator.fixtures`` does not pull in numpy and aiohttp.
+``asr_resilience.simulator._fixtures`` does not pull in numpy and aiohttp.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .accounts import Account, AccountStore, TokenProblem
-    from .config import SimulatorConfig
-    from .scenario import Fault, Scenario
-    from .server import Simulator, SimulatorThread
-    from .stats import SimulatorStats
+    from ._accounts import Account, AccountStore, TokenProblem
+    from ._config import SimulatorConfig
+    from ._scenario import Fault, Scenario
+    from ._server import Simulator, SimulatorThread
+    from ._stats import SimulatorStats
 
 _HOMES = {
     "Account": "accounts",
@@ -53,7 +53,7 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    value = getattr(importlib.import_module(f"{__name__}._{home}"), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

@@ -1,15 +1,15 @@
 """The token manager: one shared NLS token, refreshed single-flight across tasks and threads."""
 
-from .aliyun import AliyunTokenProvider, TokenProviderError
-from .manager import (
+from ._aliyun import AliyunTokenProvider, TokenProviderError
+from ._manager import (
     DEFAULT_FAILURE_COOLDOWN,
     DEFAULT_PROVIDER_BACKOFF,
     DEFAULT_REFRESH_AHEAD,
     PROACTIVE_RETRY_PAUSE,
     TokenManager,
 )
-from .store import Claim, LocalTokenStore, TokenStore
-from .token import Provider, StaticToken, Token, fingerprint
+from ._store import Claim, LocalTokenStore, TokenStore
+from ._token import Provider, StaticToken, Token, fingerprint
 
 __all__ = [
     "DEFAULT_FAILURE_COOLDOWN",

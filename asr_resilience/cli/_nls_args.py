@@ -1,0 +1,129 @@
+"""What the commands that call NLS share: their arguments, credentials, audio and error lines.
+
+The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair
+in ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (PROTOCOL.md
+"Authentication"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. A mistake of the caller
+exits 2 with one line; a typed resilience error is left to ``cli.main`` (message, hint, exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import structlog
+
+from .._errors import AsrResilienceError
+from ..clients import DEFAULT_GATEWAY, AudioData, load_audio
+from ..clients._credentials import APPKEY_ENV, TOKEN_ENV
+from ..tokens import StaticToken, TokenManager
+
+
+class UsageError(Exception):
+    """A mistake of the caller: one line on stderr, exit 2."""
+
+
+def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
+    """FILE, --gateway, --meta, --appkey, --token, --policy, --json and -v/--verbose."""
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="16-bit mono WAV at 8 or 16 kHz, or pcm/opus/mp3/... named by its extension",
+    )
+    parser.add_argument("--gateway", default=DEFAULT_GATEWAY, metavar="URL", help="WebSocket URL")
+    parser.add_argument(
+        "--meta",
+        default=None,
+        metavar="URL",
+        help="CreateToken endpoint for the AccessKey pair (default: the vendor's nls-meta)",
+    )
+    parser.add_argument("--appkey", default=None, help=f"the project's appkey (${APPKEY_ENV})")
+    parser.add_argument("--token", default=None, help=f"an NLS token (${TOKEN_ENV})")
+    parser.add_argument(
+        "--policy",
+        default=None,
+        metavar="FILE",
+        help="policy file or shipped name (default: $ASR_RESILIENCE_POLICY or default)",
+    )
+    parser.add_argument("--json", action="store_true", help=json_help)
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+
+
+def run_guarded(prog: str, work: Callable[[], int]) -> int:
+    """Run a command's work: usage mistakes and unexpected errors become one line."""
+    try:
+        return work()
+    except UsageError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 2
+    except AsrResilienceError:
+        raise  # cli.main prints the message and the hint
+    except Exception as exc:  # never a traceback
+        sys.stderr.write(f"{prog}: error: {type(exc).__name__}: {exc}\n")
+        return 1
+
+
+def audio(args: argparse.Namespace) -> AudioData:
+    """The FILE argument's audio; unreadable or unsupported files are usage mistakes."""
+    try:
+        return load_audio(args.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def appkey(args: argparse.Namespace) -> str:
+    """``--appkey`` or ``$NLS_APPKEY``."""
+    value: str = args.appkey or os.environ.get(APPKEY_ENV, "")
+    if not value:
+        raise UsageError(f"no appkey: pass --appkey or set {APPKEY_ENV}")
+    return value
+
+
+def tokens(args: argparse.Namespace) -> TokenManager:
+    """A static token, or tokens from CreateToken with the AccessKey pair of the environment."""
+    token = args.token or os.environ.get(TOKEN_ENV, "")
+    if token:
+        return TokenManager(StaticToken(token))
+    # Imported here: the provider needs an optional extra that only this path uses.
+    from ..tokens._aliyun import ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, AliyunTokenProvider
+
+    key_id = os.environ.get(ACCESS_KEY_ID_ENV, "")
+    secret = os.environ.get(ACCESS_KEY_SECRET_ENV, "")
+    if not (key_id and secret):
+        raise UsageError(
+            f"no credentials: pass --token, set {TOKEN_ENV}, or set {ACCESS_KEY_ID_ENV} and "
+            f"{ACCESS_KEY_SECRET_ENV} to create tokens"
+        )
+    try:
+        provider = AliyunTokenProvider(key_id, secret, endpoint=args.meta)
+    except (ImportError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return TokenManager(provider)
+
+
+@contextlib.contextmanager
+def events_to_stderr(verbose: bool) -> Iterator[None]:
+    """The call's structlog events on stderr (stdout is the transcript), and only if asked:
+    a failure is reported once, by the error's own line."""
+    was_configured = structlog.is_configured()
+    previous = structlog.get_config()
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.CRITICAL
+        ),
+    )
+    try:
+        yield
+    finally:
+        if was_configured:
+            structlog.configure(**previous)
+        else:
+            structlog.reset_defaults()

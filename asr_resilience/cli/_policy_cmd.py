@@ -1,0 +1,79 @@
+"""``asr-resilience policy check|show``: validate policy files, show the effective table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .._durations import format_duration
+from ..policy import check_policy, load_policy
+from ..policy._review import effective_table, warnings
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "policy", help="check or show policy files", description="Check or show policy files."
+    )
+    sub = parser.add_subparsers(
+        dest="policy_command", metavar="SUBCOMMAND", parser_class=type(parser)
+    )
+    sub.required = True
+    check = sub.add_parser("check", help="validate policy files (exit 2 on any mistake)")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(handler=run_check)
+    show = sub.add_parser("show", help="the effective table of a policy, after extends")
+    show.add_argument("file", metavar="FILE", help="a policy file or a shipped policy's name")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    show.set_defaults(handler=run_show)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    failed = False
+    for file in args.files:
+        issues = check_policy(file)
+        for issue in issues:
+            sys.stderr.write(f"{issue}\n")
+        failed = failed or bool(issues)
+        if not issues:
+            sys.stdout.write(f"{file}: ok\n")
+    return 2 if failed else 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    policy = load_policy(args.file)
+    rows: list[dict[str, Any]] = []
+    for row in effective_table(policy):
+        d = row.decision
+        rows.append(
+            {
+                "code": row.label,
+                "name": d.entry.name,
+                "action": d.action,
+                "rule": d.rule,
+                "max_attempts": d.max_attempts,
+                "schedule": list(d.schedule()),
+                "jitter": d.backoff.jitter if d.action == "retry" else None,
+                "deadline": d.deadline,
+            }
+        )
+    notes = warnings(policy)
+    if args.json:
+        out = {"policy": policy.name, "source": policy.source, "rows": rows, "warnings": notes}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return 0
+    sys.stdout.write(f"policy {policy.name!r} ({policy.source})\n")
+    header = f"{'code':<22} {'name':<24} {'action':<14} {'rule':<20} {'att':>3}  schedule"
+    sys.stdout.write(header + "\n" + "-" * len(header) + "\n")
+    for r in rows:
+        waits = ", ".join(format_duration(x) for x in r["schedule"]) or "-"
+        if r["schedule"]:
+            waits += f" ({r['jitter']}; deadline {format_duration(r['deadline'])})"
+        sys.stdout.write(
+            f"{r['code']:<22} {r['name'] or '':<24} {r['action']:<14} {r['rule']:<20} "
+            f"{r['max_attempts']:>3}  {waits}\n"
+        )
+    for note in notes:
+        sys.stdout.write(f"warning: {note}\n")
+    return 0

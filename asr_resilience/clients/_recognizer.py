@@ -1,0 +1,191 @@
+"""One-sentence recognition (SpeechRecognizer) over the WebSocket, resilient by default.
+
+Each attempt is a new connection and a new task: connect, StartRecognition, wait for
+RecognitionStarted, send the audio while reading events, StopRecognition, wait for
+RecognitionCompleted, close. What happens after a failed attempt is the policy's business (the
+execution core, ``asr_resilience.retry``): a 40000001 or a 403 refreshes the token, 40000005,
+server codes and dropped connections retry, the rest raise a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+from .._errors import TransportError
+from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
+from ..retry._attempt import Attempt
+from ..retry._call import CallState
+from ..retry._engine import run_async
+from ..retry._settings import PolicyLike, make_settings
+from ..tokens import TokenManager
+from ._audio import AudioData, ReplayableStream, load_audio, paced
+from ._connection import Connection, connected
+from ._credentials import resolve_appkey, resolve_tokens
+from ._results import Recognition
+from ._task import failure_error, started
+
+__all__ = ["DEFAULT_GATEWAY", "Recognizer"]
+
+DEFAULT_GATEWAY = "wss://nls-gateway.cn-shanghai.aliyuncs.com/ws/v1"
+"""The SDKs' default gateway (PROTOCOL.md "Services and endpoints")."""
+
+RecognizerAudio = bytes | str | os.PathLike[str] | AsyncIterable[bytes]
+
+
+class Recognizer:
+    """One-sentence recognition: audio of up to 60 s in, its text out.
+
+    ``tokens``: a :class:`TokenManager`, a token string, or None for ``$NLS_TOKEN``; ``appkey``
+    defaults to ``$NLS_APPKEY``. ``policy`` decides what a failure leads to (a Policy, a file, a
+    shipped name, or None for ``$ASR_RESILIENCE_POLICY`` / ``default``); ``scope`` names the
+    retry budget, breaker and limiter the calls share (default: the appkey, i.e. the account's
+    quota). ``params`` go into the start payload (e.g. ``enable_punctuation_prediction``).
+    ``realtime`` paces PCM audio at real time instead of sending it at once. Timeouts are in
+    seconds: ``open_timeout`` for the handshake, ``start_timeout`` for RecognitionStarted,
+    ``stop_timeout`` for RecognitionCompleted after the audio; each raises ``TimeoutError``,
+    which the policy retries as a transport timeout. The policy's deadline bounds each whole
+    attempt (slot, token, connect, start, audio, result) as well as the waits between them.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_GATEWAY,
+        appkey: str = "",
+        tokens: TokenManager | str | None = None,
+        policy: PolicyLike = None,
+        *,
+        scope: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        realtime: bool = False,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.appkey = resolve_appkey(appkey)
+        self.tokens = resolve_tokens(tokens)
+        self.params: dict[str, Any] = dict(params or {})
+        self.realtime = realtime
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.open_timeout = open_timeout
+        self._settings = make_settings(
+            policy,
+            tokens=self.tokens,
+            scope=scope or self.appkey,
+            clock=None,
+            rng=None,
+            function="Recognizer.recognize",
+        )
+
+    async def recognize(
+        self,
+        audio: RecognizerAudio,
+        *,
+        format: str | None = None,
+        sample_rate: int | None = None,
+    ) -> Recognition:
+        """Recognise ``audio``: WAV or raw bytes, a file path, or an async iterator of chunks.
+
+        A WAV file's header gives the format and sample rate; otherwise ``format`` /
+        ``sample_rate``, else the ones in ``params``, else pcm at 16000 Hz. An async iterator is
+        read once: what it yields is kept (at most 2 MB, the one-sentence limit) so that a retry
+        can send it again. Raises the policy's typed errors (``FixClientError``,
+        ``FailFastError``, ``RetryExhaustedError``, ...) with the last failure as ``__cause__``,
+        and ``ValueError`` for audio the gateway would not take.
+        """
+        fmt = format or self.params.get("format")
+        rate = sample_rate or self.params.get("sample_rate")
+        source: AudioData | ReplayableStream
+        if isinstance(audio, AsyncIterable):
+            source = ReplayableStream(audio)
+            fmt, rate = fmt or "pcm", rate or 16000
+        else:
+            source = load_audio(audio, format=fmt, sample_rate=rate)
+            fmt, rate = source.format, source.sample_rate
+        params = {**self.params, "format": fmt, "sample_rate": rate}
+        pace = 2 * rate if self.realtime and fmt == "pcm" else None
+
+        async def body(attempt: Attempt) -> Recognition:
+            completed = await self._attempt(attempt.token, params, source.frames, pace)
+            return Recognition(
+                completed.text, completed.task_id, completed.duration, attempt.number
+            )
+
+        settings = self._settings
+        try:
+            return await run_async(CallState(settings, settings.clock.monotonic()), body)
+        finally:
+            if isinstance(source, ReplayableStream):
+                source.close()
+
+    async def _attempt(
+        self,
+        token: str,
+        params: Mapping[str, Any],
+        frames: Callable[[], Iterator[bytes] | AsyncIterator[bytes]],
+        pace: int | None,
+    ) -> Completed:
+        """One task on a new connection; raises NlsError, TransportError or TimeoutError."""
+        protocol = ClientProtocol(RECOGNIZER, self.appkey, params)
+        async with connected(self.url, token, open_timeout=self.open_timeout) as connection:
+            await connection.send(protocol.start())
+            await started(connection, protocol, self.start_timeout)
+            return await self._exchange(connection, protocol, frames(), pace)
+
+    async def _exchange(
+        self,
+        connection: Connection,
+        protocol: ClientProtocol,
+        frames: Iterator[bytes] | AsyncIterator[bytes],
+        pace: int | None,
+    ) -> Completed:
+        """Send the audio while reading events; the gateway's final event decides."""
+        sender = asyncio.create_task(_send_audio(connection, protocol, frames, pace))
+        receiver = asyncio.create_task(_final_event(connection, protocol))
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiver.done():
+                error = sender.exception()
+                # A failed send means the socket broke; the receiver reads why (a TaskFailed
+                # before the close explains more than the close). Anything else is local.
+                if error is not None and not isinstance(error, TransportError):
+                    raise error
+                done, _ = await asyncio.wait({receiver}, timeout=self.stop_timeout)
+                if not done:
+                    raise TimeoutError(
+                        f"no RecognitionCompleted within {self.stop_timeout:g} s of the audio's end"
+                    )
+            return receiver.result()
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            await asyncio.gather(sender, receiver, return_exceptions=True)
+
+
+async def _send_audio(
+    connection: Connection,
+    protocol: ClientProtocol,
+    frames: Iterator[bytes] | AsyncIterator[bytes],
+    pace: int | None,
+) -> None:
+    async for frame in paced(frames, pace):
+        # The gateway may end the task on its own (voice detection, TaskFailed): stop sending.
+        if protocol.state is not State.STARTED:
+            return
+        await connection.send(protocol.audio(frame))
+    if protocol.state is State.STARTED:
+        await connection.send(protocol.stop())
+
+
+async def _final_event(connection: Connection, protocol: ClientProtocol) -> Completed:
+    while True:
+        event = protocol.receive(await connection.recv())
+        if isinstance(event, Completed):
+            return event
+        if isinstance(event, Failed):
+            raise failure_error(event)
+        # RecognitionResultChanged: an intermediate text the final result supersedes.

@@ -1,0 +1,134 @@
+"""RESTful one-sentence recognition: ``POST /stream/v1/asr`` on httpx, resilient by default.
+
+PROTOCOL.md "Services and endpoints": query ``appkey``, ``format``, ``sample_rate`` (and the
+optional switches), headers ``X-NLS-Token`` and ``Content-Type: application/octet-stream``, the
+raw audio as the body; the answer is JSON ``{"task_id", "result", "status", "message"}``. A
+``status`` other than 20000000 is the vendor's verdict whatever the HTTP status (the SDK
+examples parse the body under any non-200), so it is raised as ``NlsError`` with the code; an
+error without such a body stays httpx's ``HTTPStatusError``, which the extractor classifies by
+the HTTP status. httpx's transport errors are left to the extractor as well.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from .._errors import NlsError, RemoteProtocolError
+from .._extract import rest_result
+from .._failure import SUCCESS
+from ..retry._attempt import Attempt
+from ..retry._call import CallState
+from ..retry._engine import run_async
+from ..retry._settings import PolicyLike, make_settings
+from ..tokens import TokenManager
+from ._audio import AudioData, load_audio
+from ._credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
+from ._results import Recognition
+
+__all__ = ["DEFAULT_REST_URL", "RestRecognizer"]
+
+DEFAULT_REST_URL = "https://nls-gateway.cn-shanghai.aliyuncs.com/stream/v1/asr"
+
+
+class RestRecognizer:
+    """One-sentence recognition over HTTP: one POST per attempt.
+
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s; ``timeout`` is httpx's
+    per-operation timeout (seconds); the policy's deadline bounds each whole exchange, so a
+    server that drips its answer cannot hold a call past it. Pass ``client`` to share an
+    ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one,
+    each call opens and closes its own.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_REST_URL,
+        appkey: str = "",
+        tokens: TokenManager | str | None = None,
+        policy: PolicyLike = None,
+        *,
+        scope: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url
+        self.appkey = resolve_appkey(appkey)
+        self.tokens = resolve_tokens(tokens)
+        self.params: dict[str, Any] = dict(params or {})
+        self.timeout = timeout
+        self.client = client
+        self._settings = make_settings(
+            policy,
+            tokens=self.tokens,
+            scope=scope or self.appkey,
+            clock=None,
+            rng=None,
+            function="RestRecognizer.recognize",
+        )
+
+    async def recognize(
+        self,
+        audio: bytes | str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        sample_rate: int | None = None,
+    ) -> Recognition:
+        """Recognise a file or WAV / raw bytes (see :func:`~asr_resilience.clients.load_audio`)."""
+        data = load_audio(
+            audio,
+            format=format or self.params.get("format"),
+            sample_rate=sample_rate or self.params.get("sample_rate"),
+        )
+        if self.client is not None:
+            return await self._recognize(self.client, data)
+        async with httpx.AsyncClient() as client:
+            return await self._recognize(client, data)
+
+    async def _recognize(self, client: httpx.AsyncClient, data: AudioData) -> Recognition:
+        async def body(attempt: Attempt) -> Recognition:
+            text, task_id = await self._post(client, attempt.token, data)
+            return Recognition(text, task_id, None, attempt.number)
+
+        settings = self._settings
+        return await run_async(CallState(settings, settings.clock.monotonic()), body)
+
+    async def _post(
+        self, client: httpx.AsyncClient, token: str, data: AudioData
+    ) -> tuple[str, str]:
+        """One request; returns (text, task_id) or raises NlsError / httpx's errors."""
+        query = {
+            **self.params,
+            "appkey": self.appkey,
+            "format": data.format,
+            "sample_rate": data.sample_rate,
+        }
+        response = await client.post(
+            self.url,
+            params=query,
+            headers={TOKEN_HEADER: token, "Content-Type": "application/octet-stream"},
+            content=data.data,
+            timeout=self.timeout,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        failure = rest_result(body)
+        if failure is not None and failure.code is not None:
+            raise NlsError(
+                failure.code, failure.message, failure.task_id, http_status=response.status_code
+            )
+        response.raise_for_status()
+        if not isinstance(body, Mapping) or body.get("status") != SUCCESS:
+            raise RemoteProtocolError(
+                f"the REST answer is not an NLS result: {response.text[:200]!r}"
+            )
+        text, task_id = body.get("result", ""), body.get("task_id", "")
+        if not isinstance(text, str) or not isinstance(task_id, str):
+            raise RemoteProtocolError("the REST answer's result and task_id must be strings")
+        return text, task_id

@@ -1,0 +1,714 @@
+"""Real-time transcription (SpeechTranscriber): an open-ended stream of audio in, sentences out,
+resumed across drops and server errors without losing or repeating a sentence.
+
+::
+
+    async with Transcriber(appkey=..., tokens=...) as t:
+        await t.send(chunk)          # the send path: audio and control directives
+        ...
+        await t.finish()             # StopTranscription, wait for TranscriptionCompleted
+        async for event in t:        # the event path: sentences, and reconnect notices
+            ...
+
+How it works. Opening is a call under the policy (connect and StartTranscription retried until
+the task starts). Every audio byte then enters :meth:`Transcriber._send_frame`, which keeps it in
+a :class:`~asr_resilience.clients._replay.ReplayBuffer` (the audio since the last delivered
+sentence) before it goes to the current *leg* (one NLS task). One supervisor task reads the leg's
+events. When the leg fails — TaskFailed, a drop, a timeout — the failure goes to the stream's
+:class:`~asr_resilience.clients._episode.FaultEpisode`, i.e. to the policy: ``retry`` and
+``refresh-token`` start a new leg with the same parameters, give it the buffered audio again
+(the replay, paced at ``replay_speed`` times real time), then the live audio; any other verdict
+ends the stream with the policy's typed error, raised from the iterator, :meth:`~Transcriber.
+send` and :meth:`~Transcriber.finish`. A :class:`~asr_resilience.clients._timeline.Timeline`
+offsets each leg's times by where its audio starts, continues the indexes and drops a sentence
+an earlier leg delivered, so the iterator reads like one uninterrupted task, plus a
+:class:`Reconnected` event per resume (and an :class:`AudioGap` if the bounded buffer had to
+drop audio the new leg needed).
+
+While a leg is being replaced, :meth:`Transcriber.send` does not wait for it: the audio joins
+the buffer (a live source must not stall), up to the buffer's bound.
+
+Resuming needs PCM (the buffer cuts audio by time). For other formats, or with
+``resume=False``, a failure once audio flows is raised as it came: ``NlsError`` for TaskFailed,
+``TransportError`` for a drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from .._errors import LocalProtocolError, TransportError
+from ..observe import emit
+from ..protocol import Completed, Failed, State
+from ..protocol._client import MAX_AUDIO_FRAME
+from ..retry._attempt import Attempt
+from ..retry._call import CallState
+from ..retry._engine import run_async
+from ..retry._settings import PolicyLike, make_settings, resolve_policy
+from ..tokens import TokenManager
+from ._audio import FRAME_BYTES, load_audio, paced, split_frames
+from ._credentials import resolve_appkey, resolve_tokens
+from ._episode import FaultEpisode
+from ._leg import Leg, start_leg
+from ._recognizer import DEFAULT_GATEWAY
+from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
+from ._results import AudioGap, Reconnected, SentenceEvent, StreamEvent, StreamStats
+from ._task import failure_error
+from ._timeline import Timeline
+
+__all__ = ["DEFAULT_REPLAY_SPEED", "QUIET_SECONDS", "Transcriber"]
+
+DEFAULT_REPLAY_SPEED = 3.0
+"""Replay pace after a reconnect, in multiples of real time. PROTOCOL.md "Limits": the gateway
+does not take bursts far faster than real time and publishes no rate [?]; 3x clears a few
+seconds of buffer quickly without being a burst."""
+QUIET_SECONDS = 2.0
+"""How long an unpaced sender waits for a sentence to end before the buffer's bound may drop
+audio in flight: time for a gateway to catch up with what the sockets hold, and well inside its
+client-data timeout (PROTOCOL.md "Limits": 41040201 when audio stops flowing)."""
+PACED_CHUNK = FRAME_BYTES
+"""Bytes per frame of a paced replay: 100 ms at 16 kHz, the size the gateway's pacing expects
+(PROTOCOL.md "Directives": 3200 bytes each 100 ms). Unpaced, frames go up to the 16 KiB limit."""
+
+
+class _End:
+    """Marks the end of the event queue."""
+
+
+_END = _End()
+
+
+@dataclass(slots=True)
+class _Counters:
+    reconnects: int = 0
+    replayed_ms: int = 0
+    gaps: int = 0
+    gap_ms: int = 0
+
+
+class Transcriber:
+    """Real-time transcription as one resumable stream; an async context manager.
+
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s, plus the audio's
+    ``sample_rate`` and ``format`` for the start payload. ``params`` go into the start payload
+    too (e.g. ``enable_intermediate_result`` for partial events, ``max_sentence_silence``).
+
+    ``resume`` (default: on for PCM) resumes the stream after a retryable failure;
+    ``max_buffer_seconds`` bounds the replay buffer; ``replay_speed`` paces the replay in
+    multiples of real time (None: as fast as the connection takes it).
+
+    The policy's attempts and deadline bound one fault episode, not the stream: the failures
+    since the stream last delivered a sentence. A sentence delivered after a reconnect closes
+    the episode, so a stream survives any number of separated faults and still gives up, with
+    the policy's typed error, on a gateway that keeps failing.
+
+    After opening, ``task_id`` and ``session_id`` name the current task (they change on a
+    reconnect), ``attempts`` counts the attempts the opening took, ``bytes_sent`` the caller's
+    audio, and :attr:`stats` how the stream fared.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_GATEWAY,
+        appkey: str = "",
+        tokens: TokenManager | str | None = None,
+        policy: PolicyLike = None,
+        *,
+        scope: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        sample_rate: int = 16000,
+        format: str = "pcm",
+        open_timeout: float = 10.0,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+        resume: bool | None = None,
+        max_buffer_seconds: float = DEFAULT_MAX_SECONDS,
+        replay_speed: float | None = DEFAULT_REPLAY_SPEED,
+    ) -> None:
+        self.url = url
+        self.appkey = resolve_appkey(appkey)
+        self.tokens = resolve_tokens(tokens)
+        self.policy = resolve_policy(policy)
+        self.scope = scope or self.appkey
+        self.params: dict[str, Any] = {**(params or {}), "format": format}
+        self.params["sample_rate"] = sample_rate
+        self.open_timeout = open_timeout
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        pcm = format.lower() == "pcm"
+        if resume and not pcm:
+            raise ValueError(
+                f"resume needs PCM audio (format {format!r} cannot be cut by time): send PCM, "
+                "or pass resume=False"
+            )
+        if replay_speed is not None and replay_speed <= 0:
+            raise ValueError("replay_speed must be positive (or None for no pacing)")
+        self.resume = pcm if resume is None else resume
+        self.max_buffer_seconds = max_buffer_seconds
+        self.replay_speed = replay_speed
+        # PROTOCOL.md "Directives": 16-bit mono PCM, 2 bytes a sample.
+        self._bytes_per_second = 2 * sample_rate if pcm else None
+        self._open_settings = make_settings(
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            clock=None,
+            rng=None,
+            function="Transcriber.open",
+        )
+        self._settings = make_settings(
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            clock=None,
+            rng=None,
+            function="Transcriber.resume",
+        )
+        self.task_id = ""
+        self.session_id = ""
+        self.attempts = 0
+        self.bytes_sent = 0
+        self._leg: Leg | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.task_id = self.session_id = ""
+        self.attempts = self.bytes_sent = 0
+        self._buffer = ReplayBuffer(self._bytes_per_second or 32000, self.max_buffer_seconds)
+        self._timeline = Timeline()
+        self._counters = _Counters()
+        self._episode: FaultEpisode | None = None
+        self._heard = 0  # the furthest stream position any leg was sent
+        self._controls: dict[str, Any] = {}
+        self._generation = 0
+        self._send_lock = asyncio.Lock()
+        self._events: asyncio.Queue[StreamEvent | _End] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._live = asyncio.Event()  # a leg is up and its replay is done
+        self._room = asyncio.Event()  # something changed that may make room in the buffer
+        self._committed = asyncio.Event()  # a sentence ended (or the stream did)
+        self._error: BaseException | None = None
+        self._reported = False  # the failure was raised to the caller at least once
+        self._stopping = False
+
+    @property
+    def stats(self) -> StreamStats:
+        """Sentences, reconnects, replayed audio, gaps and the buffer's peak so far."""
+        c = self._counters
+        return StreamStats(
+            sentences=self._timeline.delivered,
+            reconnects=c.reconnects,
+            replayed_ms=c.replayed_ms,
+            gaps=c.gaps,
+            gap_ms=c.gap_ms,
+            duplicates=self._timeline.duplicates,
+            peak_buffer_ms=self._buffer.peak_ms,
+        )
+
+    # -- opening and closing -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Transcriber:
+        """Connect and start the task, retried per policy until TranscriptionStarted."""
+        if self._runner is not None:
+            raise LocalProtocolError("this Transcriber is open already")
+        self._reset()
+        settings = self._open_settings
+        state = CallState(settings, settings.clock.monotonic())
+        leg = await run_async(state, self._leg_attempt)
+        assert leg is not None  # opening never stops early
+        self.attempts = state.attempt
+        self._attach(leg)
+        self._live.set()
+        self._runner = asyncio.create_task(self._run(leg))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """On a normal exit finish the task (raising a failure not raised yet); always close."""
+        try:
+            if exc_type is None and self._runner is not None and not self._reported:
+                await self.finish()
+        finally:
+            await self._close()
+
+    async def _leg_attempt(self, attempt: Attempt) -> Leg | None:
+        """One attempt of the stream: a new leg, holding the attempt's slot until it ends."""
+        if self._stopping and self._buffer.size == 0:
+            return None  # stopping, and every sentence is out: no audio left to hear
+        leg = await start_leg(
+            self.url,
+            self.appkey,
+            self.params,
+            attempt.token,
+            self._buffer.start,
+            open_timeout=self.open_timeout,
+            start_timeout=self.start_timeout,
+        )
+        leg.attempt = attempt.hold()
+        return leg
+
+    def _attach(self, leg: Leg) -> None:
+        self._leg = leg
+        self._generation += 1
+        self.task_id, self.session_id = leg.task_id, leg.session_id
+        self._timeline.start_task(self._buffer.ms(leg.offset))
+
+    async def _close(self) -> None:
+        runner, replayer, leg = self._runner, self._replayer, self._leg
+        self._runner = self._replayer = self._leg = None
+        for task in (runner, replayer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if leg is not None:
+            await leg.connection.close()
+            if leg.attempt is not None:
+                leg.attempt.abandon()
+        # Closed before TranscriptionCompleted (the block raised): iterators must not hang.
+        self._end(LocalProtocolError("the Transcriber closed before TranscriptionCompleted"))
+
+    # -- the send path ---------------------------------------------------------------------------
+
+    async def send(self, chunk: bytes) -> None:
+        """Send audio; a chunk over 16 KiB goes as several frames (PROTOCOL.md "Directives").
+
+        Made for a live source, it does not wait for a reconnect: the audio is kept and goes to
+        the new task after the replay. It waits only while the replay buffer is full of audio no
+        task has been sent yet; past the bound it drops the oldest audio a task has been sent
+        (an :class:`AudioGap` if a resume would have needed it).
+        """
+        await self._send(chunk, patient=False)
+
+    async def send_all(
+        self, frames: AsyncIterable[bytes] | Iterable[bytes], *, realtime: bool = True
+    ) -> None:
+        """Send a recording frame by frame (PCM: 100 ms frames suit the gateway).
+
+        ``realtime`` paces PCM at real time, like a live source (PROTOCOL.md "Limits": no
+        bursts far faster than real time). ``realtime=False`` sends as fast as the gateway
+        takes it; unlike a live source it waits out a reconnect instead of piling the rest of
+        the recording into the buffer, and waits for sentences to end instead of dropping audio
+        still in flight when the buffer is full (up to :data:`QUIET_SECONDS` without one).
+        """
+        pace = self._bytes_per_second if realtime else None
+        async for frame in paced(frames, pace):
+            if not realtime:
+                # A socket with room takes a frame without suspending: yield, or the event
+                # path (whose sentence ends free the buffer) would wait for the whole file.
+                await asyncio.sleep(0)
+                await self._wait_live()
+            await self._send(frame, patient=not realtime)
+
+    async def _send(self, chunk: bytes, *, patient: bool) -> None:
+        self._require_open()
+        if self._stopping:
+            raise LocalProtocolError("audio after finish(): the stream is stopping")
+        for frame in split_frames(chunk, MAX_AUDIO_FRAME):
+            await self._send_frame(frame, patient)
+
+    async def _send_frame(self, frame: bytes, patient: bool) -> None:
+        """Keep one audio frame and send it on: every audio byte of the stream enters here."""
+        self._raise_failure()
+        if patient:
+            await self._wait_for_commits(len(frame))
+        while not self._buffer.has_room(len(frame), self._evictable()):
+            self._room.clear()
+            await self._room.wait()
+            self._raise_failure()
+        self._buffer.append(frame, self._evictable())
+        self.bytes_sent += len(frame)
+        leg = self._leg
+        if leg is None or self._replaying():
+            return  # a reconnect is under way: the replay sends this frame too
+        async with self._send_lock:
+            error = await self._flush(leg, None)
+        if not self.resume:
+            self._buffer.forget(leg.sent)  # nothing will be replayed: keep nothing
+        if error is not None:
+            await self._broken(error)
+
+    async def _wait_for_commits(self, size: int) -> None:
+        """Wait until ``size`` bytes fit without dropping uncommitted audio.
+
+        An unpaced sender runs ahead of the recognizer by whatever the sockets hold (on
+        loopback, tens of seconds of audio): dropping that audio would lose sentences the
+        gateway has not heard yet. So it waits for sentence ends instead; after
+        :data:`QUIET_SECONDS` without one (a long sentence or silence the gateway has heard),
+        the bound may drop the oldest audio as for a live source.
+        """
+        while not self._buffer.has_room(size, self._buffer.start):
+            self._committed.clear()
+            try:
+                await asyncio.wait_for(self._committed.wait(), QUIET_SECONDS)
+            except asyncio.TimeoutError:
+                if self._live.is_set():
+                    return
+            self._raise_failure()
+
+    async def control(self, payload: Mapping[str, Any]) -> None:
+        """Send ControlTranscriber: change parameters mid-task (e.g. ``max_sentence_silence``).
+
+        The changes are sent again to every task a reconnect starts, before its replay.
+        """
+        self._require_open()
+        self._raise_failure()
+        if self._stopping:
+            raise LocalProtocolError("ControlTranscriber after finish(): the stream is stopping")
+        self._controls.update(payload)
+        leg = self._leg
+        if leg is None:
+            return  # the next task gets it before its replay
+        async with self._send_lock:
+            error = await self._flush(leg, None)  # the audio before it goes first
+            if error is None and leg is self._leg and leg.protocol.state is State.STARTED:
+                try:
+                    await leg.connection.send(leg.protocol.control(payload))
+                except TransportError as exc:
+                    error = exc
+        if error is not None:
+            await self._broken(error)
+
+    async def finish(self) -> None:
+        """StopTranscription, then wait for TranscriptionCompleted (``stop_timeout`` seconds).
+
+        Safe to call more than once. Raises the stream's failure if it failed. A reconnect
+        while stopping replays the tail, stops the new task and waits for its completion.
+        """
+        self._require_open()
+        if not self._stopping:
+            self._raise_failure()
+            self._stopping = True
+            leg = self._leg
+            if leg is not None and not self._replaying():
+                async with self._send_lock:
+                    error = await self._flush(leg, None)  # sends the stop once caught up
+                if error is not None:
+                    await self._broken(error)
+        await self._completed()
+        self._raise_failure()
+
+    async def _completed(self) -> None:
+        """Wait for the end; ``stop_timeout`` counts on each task, not across a reconnect."""
+        while True:
+            generation = self._generation
+            try:
+                await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
+                return
+            except asyncio.TimeoutError:
+                if (
+                    self._leg is not None
+                    and generation == self._generation
+                    and not self._replaying()
+                ):
+                    raise TimeoutError(
+                        f"no TranscriptionCompleted within {self.stop_timeout:g} s of "
+                        "StopTranscription"
+                    ) from None
+
+    async def _flush(self, leg: Leg, pace: float | None) -> TransportError | None:
+        """Send ``leg`` the buffered audio it lacks, then StopTranscription if finishing.
+
+        Called with the send lock held. ``pace`` limits the rate to that many times real time
+        (the replay). Returns the error if the connection broke under it: the event path sees
+        the same break and decides what follows.
+        """
+        loop = asyncio.get_running_loop()
+        began, base = loop.time(), leg.sent
+        rate = self._buffer.bytes_per_second * pace if pace else None
+        size = PACED_CHUNK if rate else MAX_AUDIO_FRAME
+        while leg is self._leg and leg.sent < self._buffer.end:
+            if leg.protocol.state is not State.STARTED:
+                return None  # the task ended on its own (TaskFailed): the event path has it
+            if rate is not None:
+                delay = began + (leg.sent - base) / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+            chunk = self._buffer.read(leg.sent, size)
+            try:
+                await leg.connection.send(leg.protocol.audio(chunk))
+            except TransportError as exc:
+                return exc
+            leg.sent += len(chunk)
+            self._heard = max(self._heard, leg.sent)
+            self._room.set()
+        if leg is not self._leg or leg.protocol.state is not State.STARTED:
+            return None
+        if self._stopping and not leg.stop_sent:
+            leg.stop_sent = True
+            try:
+                await leg.connection.send(leg.protocol.stop())
+            except TransportError as exc:
+                return exc
+        self._live.set()
+        return None
+
+    async def _broken(self, error: TransportError) -> None:
+        """The socket broke under a send. Resuming, the event path takes it from here."""
+        if self.resume:
+            return
+        # The gateway closes after TaskFailed (PROTOCOL.md "Events"): if the event path reads
+        # one (it is quick once the socket is closed), it says more than the close.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
+        self._raise_failure()
+        raise error
+
+    def _evictable(self) -> int:
+        """The buffer may drop audio the current leg has had; with no leg, nothing."""
+        leg = self._leg
+        return leg.sent if leg is not None else self._buffer.start
+
+    def _replaying(self) -> bool:
+        return self._replayer is not None and not self._replayer.done()
+
+    async def _wait_live(self) -> None:
+        while not self._live.is_set():
+            await self._live.wait()
+        self._raise_failure()
+
+    def _require_open(self) -> None:
+        if self._runner is None:
+            raise LocalProtocolError(
+                "the Transcriber is not open: use `async with Transcriber(...) as t:`"
+            )
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            self._reported = True
+            raise self._error
+
+    # -- the event path --------------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        """Stream events as they arrive; ends after TranscriptionCompleted, raises a failure."""
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[StreamEvent]:
+        while True:
+            item = await self._events.get()
+            if isinstance(item, _End):
+                self._events.put_nowait(item)  # every other iterator ends too
+                self._raise_failure()
+                return
+            yield item
+
+    async def _run(self, leg: Leg) -> None:
+        """The supervisor: read the leg's events; after a failure, resume or end the stream."""
+        while True:
+            try:
+                await self._read(leg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # TaskFailed, a drop, a gateway that broke the protocol
+                failure: Exception = exc
+            else:
+                await self._detach(leg, None)
+                self._end(None)
+                return
+            await self._detach(leg, failure if self.resume else None)
+            if not self.resume:
+                self._end(failure)
+                return
+            try:
+                resumed = await self._resume(leg, failure)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the policy's typed error, or one it does not classify
+                self._end(exc)
+                return
+            if resumed is None:
+                self._end(None)
+                return
+            leg = resumed
+
+    async def _read(self, leg: Leg) -> None:
+        """Deliver the leg's sentence events until TranscriptionCompleted; raise its failure."""
+        while True:
+            event = leg.protocol.receive(await leg.connection.recv())
+            if isinstance(event, Completed):
+                return
+            if isinstance(event, Failed):
+                raise failure_error(event)
+            sentence = self._timeline.event(event)
+            if sentence is None:
+                continue
+            if sentence.kind == "end":
+                # The sentence is the caller's: its audio (up to SentenceEnd's `time`, PROTOCOL.md
+                # "Events") is never needed again, and the stream made progress, which closes a
+                # fault episode.
+                self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
+                self._episode = None
+                self._room.set()
+                self._committed.set()
+            self._events.put_nowait(sentence)
+
+    async def _detach(self, leg: Leg, failure: Exception | None) -> None:
+        """Close the leg and settle its attempt; a failure opens (or continues) an episode."""
+        if self._leg is leg:
+            self._leg = None
+        self._live.clear()
+        self._room.set()
+        replayer, self._replayer = self._replayer, None
+        if replayer is not None:
+            replayer.cancel()
+            await asyncio.gather(replayer, return_exceptions=True)
+        await leg.connection.close()
+        attempt, leg.attempt = leg.attempt, None
+        if attempt is None:
+            return
+        if failure is None:
+            if self._ended.is_set() or not self.resume:
+                attempt.close(None)
+            else:
+                attempt.abandon()
+            return
+        if self._episode is None:
+            self._episode = FaultEpisode(self._settings, leg.token)
+        attempt.close(failure, self._episode.state)  # the slot goes back; the episode decides
+
+    async def _resume(self, failed: Leg, failure: Exception) -> Leg | None:
+        """Start a new leg per policy; raise the typed error when the episode gives up.
+
+        The engine's loop, started from the failure the failed leg's attempt has settled and
+        the episode has decided. None: the stream was stopping and every sentence is out.
+        """
+        episode = self._episode
+        assert episode is not None  # _detach opened it
+        leg = await run_async(episode.state, self._leg_attempt, first=failure)
+        if leg is not None:
+            self._resumed(leg, failed, episode)
+        return leg
+
+    def _resumed(self, leg: Leg, failed: Leg, episode: FaultEpisode) -> None:
+        """Attach the new leg, tell the caller, and start its replay."""
+        buffer = self._buffer
+        replayed = buffer.ms(max(0, min(self._heard, buffer.end) - buffer.start))
+        gap = buffer.take_gap()
+        self._attach(leg)
+        record = episode.state.history[-1]  # the failure this leg recovers from
+        code, transport = record.code, record.transport
+        what = str(code) if code is not None else transport or "error"
+        counters = self._counters
+        counters.reconnects += 1
+        counters.replayed_ms += replayed
+        self._events.put_nowait(
+            Reconnected(
+                cause=what,
+                code=code,
+                action=record.action or "retry",
+                attempt=episode.failures,
+                resume_time=buffer.start_ms,
+                replayed_ms=replayed,
+                task_id=leg.task_id,
+                previous_task_id=failed.task_id,
+            )
+        )
+        emit(
+            "stream_resumed",
+            function="Transcriber",
+            code=code,
+            transport=transport,
+            action=record.action,
+            rule=record.rule,
+            attempt=episode.failures,
+            task_id=leg.task_id,
+            previous_task_id=failed.task_id,
+            resume_time=buffer.start_ms,
+            replayed_ms=replayed,
+        )
+        if gap is not None:
+            counters.gaps += 1
+            counters.gap_ms += gap[1] - gap[0]
+            self._events.put_nowait(AudioGap(*gap))
+            emit(
+                "stream_gap",
+                level="warning",
+                function="Transcriber",
+                task_id=leg.task_id,
+                begin_time=gap[0],
+                end_time=gap[1],
+            )
+        self._replayer = asyncio.create_task(self._replay(leg))
+
+    async def _replay(self, leg: Leg) -> None:
+        """Give a new leg the parameter changes, the buffered audio, and the stop if finishing."""
+        async with self._send_lock:
+            if self._controls and leg.protocol.state is State.STARTED:
+                try:
+                    await leg.connection.send(leg.protocol.control(self._controls))
+                except TransportError:
+                    return  # the event path sees the break
+            await self._flush(leg, self.replay_speed)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._ended.is_set():
+            return
+        self._error = error
+        self._ended.set()
+        self._live.set()  # wake senders waiting for a leg or for room: they raise or stop
+        self._room.set()
+        self._committed.set()
+        self._events.put_nowait(_END)
+
+    # -- whole files -----------------------------------------------------------------------------
+
+    async def transcribe_file(
+        self,
+        audio: bytes | str | os.PathLike[str],
+        *,
+        realtime: bool = True,
+        format: str | None = None,
+        sample_rate: int | None = None,
+    ) -> list[SentenceEvent]:
+        """Transcribe a whole file (or WAV / raw bytes); returns its sentences' end events.
+
+        Runs a stream of its own with this Transcriber's settings and the audio's format and
+        sample rate; afterwards ``task_id``, ``attempts`` and :attr:`stats` describe that run.
+        ``realtime`` paces PCM at real time, as the service expects (PROTOCOL.md "Limits": no
+        bursts far faster than real time); ``realtime=False`` sends as fast as the gateway takes
+        it (and replays unpaced): for short audio or a simulator.
+        """
+        data = load_audio(audio, format=format, sample_rate=sample_rate)
+        stream = Transcriber(
+            self.url,
+            self.appkey,
+            self.tokens,
+            self.policy,
+            scope=self.scope,
+            params=self.params,
+            sample_rate=data.sample_rate,
+            format=data.format,
+            open_timeout=self.open_timeout,
+            start_timeout=self.start_timeout,
+            stop_timeout=self.stop_timeout,
+            resume=self.resume if data.format == "pcm" else False,
+            max_buffer_seconds=self.max_buffer_seconds,
+            replay_speed=self.replay_speed if realtime else None,
+        )
+        try:
+            async with stream:
+                await stream.send_all(data.frames(), realtime=realtime)
+                await stream.finish()
+        finally:
+            self._adopt(stream)
+        return [event async for event in stream if event.kind == "end"]
+
+    def _adopt(self, other: Transcriber) -> None:
+        """Take over another stream's outcome (``transcribe_file``'s inner stream)."""
+        self.task_id, self.session_id = other.task_id, other.session_id
+        self.attempts, self.bytes_sent = other.attempts, other.bytes_sent
+        self._buffer, self._timeline = other._buffer, other._timeline
+        self._counters = other._counters

@@ -1,0 +1,263 @@
+"""Adaptive concurrency limiter: finds the vendor's concurrency quota without being told.
+
+AIMD with slow start, as TCP congestion control. The limit starts at ``settings.initial`` with
+``ssthresh = settings.max``. A ``"success"`` grows it by 1 below ``ssthresh`` (slow start: one
+round of successes doubles it) and by ``1 / limit`` above (additive increase: +1 per round). A
+``"throttled"`` (the vendor answered 40000005) cuts it: ``ssthresh = limit = max(min,
+limit * DECREASE)`` -- at most once per round: only a permit granted after the latest cut may cut
+again, so a burst of throttles from one round of calls cuts the limit once, not once per call.
+``"dropped"`` leaves the limit alone. Throttled calls go back to wait for a slot, so the limit
+settles around the quota. As in Netflix's ``AIMDLimit``, a success only grows the limit when the
+limiter is at least half used (``in_flight * 2 >= slots``): a lightly loaded limiter learns
+nothing about the quota, and must not climb to ``max`` and then hit the vendor with a burst.
+
+One limiter serves threads and asyncio tasks on any number of event loops at once. Its state is
+guarded by a ``threading.Lock``; waiters queue FIFO in a :class:`~.waiting.WaiterQueue`, and a
+freed slot is handed to the oldest waiter directly, so nobody can barge past the queue. The
+acquire is written once, as a plan (:mod:`.waiting`) that the sync and async faces run.
+
+:class:`Limiter` is what a scope holds and the retry engine calls: this class and the fleet's
+Redis limiter both satisfy it. :class:`Permit` is the one slot type of every limiter.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal, Protocol, runtime_checkable
+
+from ..policy._model import ConcurrencySettings
+from ._waiting import Plan, WaiterQueue, run_async, run_sync
+
+__all__ = ["AdaptiveLimiter", "Limiter", "Outcome", "Permit"]
+
+Outcome = Literal["success", "throttled", "dropped"]
+
+
+class _Owner(Protocol):
+    """What hands out permits: it takes each back exactly once."""
+
+    def _release(self, permit: Permit, outcome: Outcome) -> None: ...
+
+
+class Permit:
+    """One slot of a limiter; ``release`` it once (a second call does nothing)."""
+
+    __slots__ = ("_epoch", "_owner", "_released")
+
+    def __init__(self, owner: _Owner, epoch: int) -> None:
+        self._owner = owner
+        self._epoch = epoch  # the limiter's round when granted: only its latest round may cut
+        self._released = False
+
+    @property
+    def released(self) -> bool:
+        """Whether the slot has been given back."""
+        return self._released
+
+    def release(self, outcome: Outcome) -> None:
+        """Give the slot back, telling the limiter how the call went (never blocks on I/O)."""
+        self._owner._release(self, outcome)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(epoch={self._epoch}, released={self._released})"
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """A scope's concurrency limiter, as the retry engine uses it.
+
+    ``acquire_sync`` / ``acquire`` return ``None`` when ``timeout`` seconds pass without a slot;
+    ``adaptive`` says whether a 40000005 lowers the limit (so a throttled call may queue again
+    at once); ``close`` gives back what the limiter holds outside the process.
+    """
+
+    @property
+    def adaptive(self) -> bool: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+    def stats(self) -> dict[str, float | int]: ...
+
+    def acquire_sync(self, timeout: float | None = None) -> Permit | None: ...
+
+    async def acquire(self, timeout: float | None = None) -> Permit | None: ...
+
+    def close(self) -> None: ...
+
+
+DECREASE = 0.75
+"""Multiplicative decrease on 40000005. TCP halves; the vendor's quota is a hard cap that the
+limit saws just under, so a gentler cut keeps more of it in use (bench/quota.py, quota 10 at
+concurrency 50: halving finished in 1.23-1.29x the physical limit, 0.75 in 1.18x, with 0.05
+and 0.07 throttled attempts per call)."""
+
+
+class AdaptiveLimiter:
+    """Limits calls in flight to a slot count it learns from the vendor's throttling.
+
+    ``on_change(old_limit, new_limit)`` runs outside the lock when the slot count changes or the
+    limit is cut -- not on every fractional step of additive increase. ``on_release(permit,
+    outcome)`` runs outside the lock after each permit is given back (once per permit).
+    """
+
+    def __init__(
+        self,
+        settings: ConcurrencySettings,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[float, float], None] | None = None,
+        *,
+        on_release: Callable[[Permit, Outcome], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock  # kept for symmetry with the other limits; AIMD needs no time
+        self._on_change = on_change
+        self._on_release = on_release
+        self._min = max(1, settings.min)
+        self._max = max(self._min, settings.max)
+        self._limit = float(min(self._max, max(self._min, settings.initial)))
+        self._ssthresh = float(self._max)
+        self._slots = self._slots_for(self._limit)
+        self._in_flight = 0
+        self._epoch = 0
+        self._cuts = 0
+        self._lock = threading.Lock()
+        self._waiters: WaiterQueue[Permit] = WaiterQueue(self._lock)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def adaptive(self) -> bool:
+        """Always True: a 40000005 lowers the limit, so a throttled call may queue again at once."""
+        return True
+
+    @property
+    def limit(self) -> float:
+        """The learnt limit; the slot count is ``max(settings.min, floor(limit))``."""
+        return self._limit
+
+    @property
+    def slots(self) -> int:
+        """The number of calls allowed in flight now."""
+        return self._slots
+
+    @property
+    def in_flight(self) -> int:
+        """Permits granted and not yet released."""
+        return self._in_flight
+
+    def stats(self) -> dict[str, float | int]:
+        """A snapshot: limit, slots, ssthresh, in_flight, waiting, cuts."""
+        with self._lock:
+            return {
+                "limit": self._limit,
+                "slots": self._slots,
+                "ssthresh": self._ssthresh,
+                "in_flight": self._in_flight,
+                "waiting": len(self._waiters),
+                "cuts": self._cuts,
+            }
+
+    # -- acquiring ---------------------------------------------------------------------------
+
+    def acquire_sync(self, timeout: float | None = None) -> Permit | None:
+        """Block the thread until a slot is free; ``None`` if ``timeout`` seconds pass first."""
+        return self._try_grant() or run_sync(self.plan(timeout))
+
+    async def acquire(self, timeout: float | None = None) -> Permit | None:
+        """Wait in the event loop until a slot is free; ``None`` if ``timeout`` passes first.
+
+        Cancellation-safe: a waiter cancelled before or after it was handed a slot gives the
+        slot back.
+        """
+        return self._try_grant() or await run_async(self.plan(timeout))
+
+    def plan(self, timeout: float | None) -> Plan[Permit | None]:
+        """The acquire, for :func:`~.waiting.run_sync` or :func:`~.waiting.run_async`."""
+        with self._lock:
+            if not self._waiters and self._in_flight < self._slots:
+                return self._grant()
+            if timeout is not None and timeout <= 0:
+                return None
+            waiter = self._waiters.join()
+        # Interrupted or cancelled, it leaves the queue, or gives back a slot handed over.
+        return (yield from self._waiters.wait(waiter, timeout, _drop))
+
+    def _try_grant(self) -> Permit | None:
+        """The happy path without building a plan: a free slot and nobody queued."""
+        with self._lock:
+            if not self._waiters and self._in_flight < self._slots:
+                return self._grant()
+            return None
+
+    def adopt(self) -> Permit:
+        """Count a call admitted elsewhere that is still in flight: granted even past ``slots``.
+
+        The fleet's limiter adopts its Redis permits here when Redis goes away, so that the
+        local share counts the calls already running, not only the ones it admits itself.
+        """
+        with self._lock:
+            return self._grant()
+
+    def _grant(self) -> Permit:
+        """A new permit; the caller holds the lock."""
+        self._in_flight += 1
+        return Permit(self, self._epoch)
+
+    def close(self) -> None:
+        """Nothing to give back: a local limiter holds nothing outside the process."""
+
+    # -- releasing ---------------------------------------------------------------------------
+
+    def _release(self, permit: Permit, outcome: Outcome) -> None:
+        with self._lock:
+            if permit._released:
+                return
+            permit._released = True
+            old = self._limit
+            old_slots = self._slots
+            if outcome == "success":
+                if self._in_flight * 2 >= old_slots and old < self._max:
+                    grown = old + 1.0 if old < self._ssthresh else old + 1.0 / old
+                    self._set_limit(min(float(self._max), grown))
+            elif outcome == "throttled" and permit._epoch == self._epoch:
+                self._ssthresh = max(float(self._min), old * DECREASE)
+                self._set_limit(self._ssthresh)
+                self._epoch += 1
+                self._cuts += 1
+            self._in_flight -= 1
+            woken = []
+            while self._waiters and self._in_flight < self._slots:
+                woken.append(self._waiters.serve(self._grant()))
+            notify = self._on_change is not None and (self._slots != old_slots or self._limit < old)
+            new = self._limit
+        for waiter in woken:
+            if not waiter.wake():
+                # The waiter's loop is closed: its task will never run again to use the slot.
+                assert waiter.value is not None
+                waiter.value.release("dropped")
+        if notify:
+            assert self._on_change is not None
+            self._on_change(old, new)
+        if self._on_release is not None:
+            self._on_release(permit, outcome)
+
+    def _set_limit(self, limit: float) -> None:
+        self._limit = limit
+        self._slots = self._slots_for(limit)
+
+    def _slots_for(self, limit: float) -> int:
+        return max(self._min, math.floor(limit))
+
+    def __repr__(self) -> str:
+        return (
+            f"AdaptiveLimiter(limit={self._limit:.2f}, in_flight={self._in_flight}, "
+            f"waiting={len(self._waiters)}, cuts={self._cuts})"
+        )
+
+
+def _drop(permit: Permit) -> None:
+    permit.release("dropped")

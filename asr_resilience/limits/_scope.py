@@ -1,0 +1,103 @@
+"""Scopes: the budget, breaker and limiter shared by every call aimed at one account or service.
+
+The registry is process-wide: the first ``get_scope`` for a name builds the scope from that
+policy's settings, and later calls with the same name get the same object, so two policies aimed
+at one account share one quota, one retry budget and one breaker. With ``fleet.enabled`` the
+limiter comes from the ``"redis"`` backend of :mod:`.backends` (the fleet's limiter, shared
+through Redis by every process that names the scope) instead of one per process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..policy._policy import Policy
+from ._backends import limiter_backend
+from ._breaker import BreakerState, CircuitBreaker
+from ._budget import RetryBudget
+from ._limiter import AdaptiveLimiter, Limiter
+
+__all__ = ["Scope", "get_scope", "reset_scopes"]
+
+
+@dataclass(eq=False, slots=True)
+class Scope:
+    """The limits one named scope shares; a member is ``None`` when its settings disable it."""
+
+    name: str
+    budget: RetryBudget | None
+    breaker: CircuitBreaker | None
+    limiter: Limiter | None
+
+    def on_success(self, now: float) -> None:
+        """Book a successful first attempt: a deposit in the budget, a success in the breaker."""
+        budget = self.budget
+        if budget is not None:
+            budget.deposit(now)
+        breaker = self.breaker
+        if breaker is not None:
+            breaker.record_success(now)
+
+
+_scopes: dict[str, Scope] = {}
+_scopes_lock = threading.Lock()
+
+
+def get_scope(
+    name: str,
+    policy: Policy,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_breaker_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    on_limit_change: Callable[[float, float], None] | None = None,
+) -> Scope:
+    """The scope called ``name``, built from ``policy`` on first use; the same object after."""
+    scope = _scopes.get(name)
+    if scope is not None:
+        return scope
+    with _scopes_lock:
+        scope = _scopes.get(name)
+        if scope is None:
+            scope = _build(name, policy, clock, on_breaker_change, on_limit_change)
+            _scopes[name] = scope
+        return scope
+
+
+def _build(
+    name: str,
+    policy: Policy,
+    clock: Callable[[], float],
+    on_breaker_change: Callable[[BreakerState, BreakerState], None] | None,
+    on_limit_change: Callable[[float, float], None] | None,
+) -> Scope:
+    budget = RetryBudget(policy.retry_budget, clock) if policy.retry_budget.enabled else None
+    breaker = (
+        CircuitBreaker(policy.circuit_breaker, clock, on_breaker_change)
+        if policy.circuit_breaker.enabled
+        else None
+    )
+    limiter: Limiter | None
+    if policy.fleet.enabled:
+        factory = limiter_backend("redis")
+        limiter = factory(name, policy, clock=clock, on_change=on_limit_change)
+    elif policy.concurrency.adaptive:
+        limiter = AdaptiveLimiter(policy.concurrency, clock, on_limit_change)
+    else:
+        limiter = None
+    return Scope(name=name, budget=budget, breaker=breaker, limiter=limiter)
+
+
+def reset_scopes() -> None:
+    """Forget every scope (for tests): the next ``get_scope`` builds afresh.
+
+    Fleet limiters are closed: their leases go back to the fleet.
+    """
+    with _scopes_lock:
+        scopes = list(_scopes.values())
+        _scopes.clear()
+    for scope in scopes:
+        if scope.limiter is not None:
+            scope.limiter.close()

@@ -1,0 +1,345 @@
+"""One attempt: admitted once, settled exactly once, bounded by the call's deadline.
+
+Every attempt the library makes — a decorated function's, a block's, a client's, a stream
+leg's, a resumed leg's — is an :class:`Attempt`. It is the only place where:
+
+* the scope's resources are taken: the breaker's ticket (a half-open probe, or a plain pass),
+  a concurrency permit (waited for within the time left), the token (fetched within the time
+  left);
+* they are given back, once, whatever ended the attempt — a return, any exception, a
+  cancellation, the deadline — because the giving back is the ``__exit__`` of a context manager
+  (or :meth:`Attempt.close` for an attempt that outlives the block, a stream leg);
+* a failure is classified (once) and handed to :meth:`CallState.decide
+  <asr_resilience.retry._call.CallState.decide>`, whose step the loop then carries out.
+
+Inside a task, entering an attempt registers it with its loop's deadline watch
+(:mod:`~asr_resilience.retry._watch`, one timer per loop): when the deadline passes the attempt
+is cancelled and ends in ``TimeoutError``, so connect, handshake, token fetch, reads and
+a whole REST exchange are bounded together, not per operation (a server that drips one byte at
+a time cannot hold a call). Blocking code cannot be interrupted that way; it reads
+:attr:`Attempt.remaining` (the clients hand it to every blocking wait), and so can a user's own
+function (``@resilient`` passes the attempt to a function that takes an ``attempt`` keyword).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..limits._breaker import PROBE, REFUSED
+from ._call import (
+    CallState,
+    CircuitOpen,
+    DeadlineTimeout,
+    QueueTimeout,
+    Step,
+    classify,
+    is_server_class,
+)
+from ._watch import DeadlineWatch, watch_for
+
+if TYPE_CHECKING:
+    from tenacity import AttemptManager
+
+    from .._failure import Failure
+    from ..limits._limiter import Permit
+
+__all__ = ["Attempt", "DeadlineTimeout"]
+
+_PASSED = "the call's deadline passed during {}"
+
+_FIRED = 1  # the deadline timer cancelled the attempt
+_HELD = 2  # the slot outlives the block (a stream leg)
+_CLOSED = 4  # settled: the slot went back, the outcome was decided
+_SCOPE_DONE = 8  # the breaker and budget have seen the outcome
+
+
+class Attempt:
+    """One attempt of a call: ``token`` is the token to use, ``remaining`` the time left.
+
+    Use it as a context manager (``with attempt:``); the block form and every client do. In
+    the block form (``for attempt in retrying(...)``) a failure the policy retries is swallowed
+    at the end of the block and the loop goes on; one it gives up on is raised typed. An
+    attempt whose resource must outlive the block (a stream leg holding its slot until it
+    closes) calls :meth:`hold` inside the block and :meth:`close` when the leg ends.
+    """
+
+    # Only what every attempt needs is set in __init__ (this is the hot path of every call);
+    # the rest (_failure, _phase, _ticket, _timer) is set where it arises and read with a
+    # default.
+    __slots__ = (
+        "_failure",
+        "_flags",
+        "_manager",
+        "_permit",
+        "_phase",
+        "_task",
+        "_ticket",
+        "_timer",
+        "_watch",
+        "number",
+        "state",
+        "token",
+    )
+    _failure: Failure | None
+    _phase: str
+    _ticket: int
+    _timer: int  # the deadline watch's ticket
+    _watch: DeadlineWatch
+
+    def __init__(
+        self,
+        state: CallState,
+        task: asyncio.Task[Any] | None = None,
+        manager: AttemptManager | None = None,
+    ) -> None:
+        self.state = state
+        self._task = task
+        self._manager = manager  # the block form's: tenacity's record of this attempt
+        self.number = len(state.history) + 1
+        """1-based attempt number within the call (or the stream's fault episode)."""
+        self.token: str = state.token or ""
+        """The token this attempt uses ("" without a TokenManager)."""
+        self._permit: Permit | None = None
+        self._flags = 0
+
+    @property
+    def failure(self) -> Failure | None:
+        """The classified failure the attempt ended with (None: success, or not classified)."""
+        return getattr(self, "_failure", None)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the call's deadline (0 once it has passed)."""
+        left = self.state.deadline_at - self.state.monotonic()
+        return left if left > 0.0 else 0.0
+
+    # -- admission -----------------------------------------------------------------------------
+
+    def admit_now(self) -> bool:
+        """Take the breaker's ticket, and the token if it needs no wait: True when admitted.
+
+        False: a slot and/or the token must still be waited for (:meth:`admit_sync`, or
+        ``await`` :meth:`admit`, finish the admission).
+        """
+        state = self.state
+        scope = state.scope
+        breaker = scope.breaker
+        if breaker is not None and getattr(self, "_ticket", None) is None:
+            ticket = breaker.ticket()
+            if ticket == REFUSED:
+                raise CircuitOpen()
+            self._ticket = ticket
+        if scope.limiter is not None:
+            return False
+        tokens = state.settings.tokens
+        if tokens is None:
+            return True
+        token = tokens.current()
+        if token is None:
+            return False
+        self.token = state.token = token
+        return True
+
+    def admit_sync(self) -> None:
+        """Admit: the breaker's ticket, a slot and the token, each within the time left."""
+        if self.admit_now():
+            return
+        state = self.state
+        limiter = state.scope.limiter
+        if limiter is not None:
+            self._permit = limiter.acquire_sync(timeout=self.remaining)
+            if self._permit is None:
+                raise QueueTimeout()
+        tokens = state.settings.tokens
+        if tokens is not None:
+            token = tokens.current()
+            if token is None:
+                try:
+                    token = tokens.get_sync(timeout=self.remaining)
+                except TimeoutError:
+                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+            self.token = state.token = token
+
+    async def admit(self) -> None:
+        """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
+        if self.admit_now():
+            return
+        state = self.state
+        limiter = state.scope.limiter
+        if limiter is not None:
+            self._phase = "the wait for a concurrency slot"
+            self._permit = await limiter.acquire(timeout=self.remaining)
+            if self._permit is None:
+                raise QueueTimeout()
+        tokens = state.settings.tokens
+        if tokens is not None:
+            token = tokens.current()
+            if token is None:
+                self._phase = "the token fetch"
+                try:
+                    token = await tokens.get(timeout=self.remaining)
+                except TimeoutError:
+                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+            self.token = state.token = token
+        self._phase = "the attempt"
+
+    # -- the block -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Attempt:
+        if self._manager is not None:
+            self._manager.__enter__()
+        task = self._task
+        if task is not None:
+            loop = task.get_loop()
+            state = self.state
+            self._watch = watch = watch_for(loop)
+            self._timer = watch.add(self, loop.time() + (state.deadline_at - state.monotonic()))
+        return self
+
+    def expire(self) -> None:
+        """The call's deadline passed: cancel the attempt's task (the watch calls this)."""
+        self._flags |= _FIRED
+        task = self._task
+        if task is not None:
+            task.cancel()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None and self._flags == 0 and self._manager is None:
+            # The common case, kept short: a plain success.
+            task = self._task
+            if task is not None:
+                self._watch.remove(self, self._timer)
+                if self._flags:  # the timer fired after the block's last suspension
+                    return self._exit(exc_type, exc, tb)
+            self._flags = _CLOSED | _SCOPE_DONE
+            permit = self._permit
+            if permit is not None:
+                self._permit = None
+                permit.release("success")
+            state = self.state
+            scope = state.scope
+            now = state.monotonic()
+            if not state.history and scope.budget is not None:
+                scope.budget.deposit(now)  # the call's one deposit
+            if scope.breaker is not None:
+                scope.breaker.record_success(now)
+            return False
+        return self._exit(exc_type, exc, tb)
+
+    def _exit(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        timeout = self._disarm(exc)
+        if timeout is not None:
+            self.close(timeout)
+            if self._manager is None:
+                raise timeout from exc
+            timeout.__cause__ = exc
+            exc_type, exc, tb = DeadlineTimeout, timeout, timeout.__traceback__
+        elif exc is None and self._flags & _HELD:
+            self._settle_scope(None)  # the leg started: the breaker and budget see a success
+        else:
+            self.close(exc)
+        if self._manager is None:
+            return False
+        # The block form: tenacity records the outcome and swallows it; the loop then reads
+        # the step this attempt decided (retry, raise typed, or propagate the original).
+        return bool(self._manager.__exit__(exc_type, exc, tb))
+
+    def _disarm(self, exc: BaseException | None) -> DeadlineTimeout | None:
+        """Stop the deadline timer; the TimeoutError to raise when it cancelled the block."""
+        task = self._task
+        if task is None:
+            return None
+        timer: int | None = getattr(self, "_timer", None)
+        if timer is None:
+            return None
+        self._watch.remove(self, timer)  # removing twice does nothing
+        if not self._flags & _FIRED:
+            return None
+        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
+        if uncancel is not None and uncancel() > 0:
+            return None  # someone else cancelled the task too: that cancellation goes on
+        if isinstance(exc, asyncio.CancelledError):
+            phase = getattr(self, "_phase", "the attempt")
+            return DeadlineTimeout(_PASSED.format(phase))
+        return None
+
+    def hold(self) -> Attempt:
+        """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
+        self._flags |= _HELD
+        return self
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def close(self, exc: BaseException | None, state: CallState | None = None) -> Step | None:
+        """Settle the attempt with its outcome; a failure is classified and decided once.
+
+        Gives back the slot (the limiter learns "success", "throttled" or "dropped"), tells the
+        breaker and budget what happened (a probe always comes back), then — for an exception —
+        decides the next step on ``state`` (default: the attempt's own call) and returns it.
+        Safe to call more than once: only the first call settles.
+        """
+        if self._flags & _CLOSED:
+            return None
+        self._flags |= _CLOSED
+        failure = None if exc is None else classify(exc)
+        self._failure = failure
+        permit, self._permit = self._permit, None
+        if permit is not None:
+            if exc is None:
+                permit.release("success")
+            else:
+                throttled = failure is not None and failure.throttled
+                permit.release("throttled" if throttled else "dropped")
+        self._settle_scope(exc, failure)
+        if exc is None or not isinstance(exc, Exception):
+            return None  # success, or a cancellation / interrupt: nothing to decide
+        return (state or self.state).decide(exc, failure)
+
+    def abandon(self) -> None:
+        """Settle an attempt nobody ran to its end: the slot and a probe go back, no verdict."""
+        self.close(GeneratorExit())
+
+    def _settle_scope(self, exc: BaseException | None, failure: Failure | None = None) -> None:
+        """Breaker and budget bookkeeping; a held attempt may add a late server failure."""
+        state = self.state
+        scope = state.scope
+        breaker = scope.breaker
+        now = state.monotonic()
+        if self._flags & _SCOPE_DONE:
+            if breaker is not None and failure is not None and is_server_class(failure):
+                breaker.record_failure(now)  # a held leg that broke later
+            return
+        self._flags |= _SCOPE_DONE
+        first = not state.history
+        if exc is None:
+            if first:
+                scope.on_success(now)  # the call's one deposit, and the breaker's success
+            elif breaker is not None:
+                breaker.record_success(now)
+            return
+        if failure is None:
+            if getattr(self, "_ticket", None) == PROBE and breaker is not None:
+                breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
+            return
+        if first and scope.budget is not None:
+            scope.budget.deposit(now)
+        if breaker is not None:
+            if is_server_class(failure):
+                breaker.record_failure(now)
+            else:
+                breaker.record_success(now)
+
+    def __repr__(self) -> str:
+        return f"Attempt(number={self.number}, remaining={self.remaining:.3f})"

@@ -1,0 +1,351 @@
+"""One WebSocket connection of the simulated gateway: one task, driven through its states.
+
+The sans-I/O :class:`GatewayProtocol` checks every frame and builds every event; this module adds
+what only a running gateway knows — timers, the accounts and quota, the audio and its sentences,
+and the scenario's faults. Any :class:`GatewayReject` ends the task the way the vendor's gateway
+ends it (PROTOCOL.md "Events"): a ``TaskFailed`` frame (namespace ``Default``), then the socket
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ..protocol import RECOGNIZER, Audio, Directive, GatewayProtocol, GatewayReject
+from ..protocol._messages import CONTROL
+from ._accounts import Account
+from ._admission import TOO_MANY_REQUESTS, check_task
+from ._context import SimulatorContext, drop
+from ._engine import Sentence
+from ._recognition import Recognition, join_texts, partial_payload, sentence_end_payload
+from ._scenario import Phase
+
+_timeout = getattr(asyncio, "timeout", None)
+
+IDLE_TIMEOUT = (40000004, "Gateway:IDLE_TIMEOUT:Websocket session is idle for too long time")
+CLIENT_DATA_TIMEOUT = (
+    41040201,
+    "Realtime:GET_CLIENT_DATA_TIMEOUT:Client data does not send continuously!",
+)
+TOO_FAST = (40000000, "Gateway:CLIENT_ERROR:Audio is sent faster than real time!")
+"""Pacing [?]: no limit is published; our code (the generic client error) and text."""
+BAD_SILENCE = (40000003, "Gateway:PARAMETER_INVALID:max_sentence_silence must be 200..6000!")
+GARBAGE_TEXT = "<html><body>502 Bad Gateway</body></html>"
+GARBAGE_BINARY = b"\x00\xffNLS\x00garbage\xfe"
+
+
+@dataclass(slots=True)
+class Admission:
+    """What the handshake learnt about a connection."""
+
+    number: int
+    token: str
+    slow: float = 0.0
+
+
+class _Over(Exception):
+    """The session ended (a fault dropped the socket, or the simulator stops)."""
+
+
+class Session:
+    """One connection's task, from the start directive to the close."""
+
+    def __init__(
+        self, ctx: SimulatorContext, connection: ServerConnection, admission: Admission
+    ) -> None:
+        self.ctx = ctx
+        self.connection = connection
+        self.number = admission.number
+        self.token = admission.token
+        self.slow = admission.slow
+        self.protocol = GatewayProtocol(max_vocabulary=ctx.config.max_vocabulary)
+        self.service: str | None = None
+        self.account: Account | None = None
+        self.finished = False
+        self.fired: set[int] = set()
+        self.sentences = 0
+        self.loop = asyncio.get_running_loop()
+
+    async def run(self) -> None:
+        """Serve the connection until the task ends; always give the quota slot back."""
+        try:
+            await self._serve()
+        except ConnectionClosed:
+            if not self.finished:
+                self.ctx.stats.client_disconnects += 1
+        except _Over:
+            pass
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        # PROTOCOL.md "Limits": the slot is held from the start directive until the socket
+        # closes (or, after TaskFailed, until the gateway starts closing it).
+        if self.account is not None:
+            account, self.account = self.account, None
+            self.ctx.store.release_slot(account)
+            self.ctx.stats.slot_released(account.name)
+
+    # -- the task -------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        config = self.ctx.config
+        frame = await self._recv(config.idle_timeout)
+        if frame is None:
+            return await self._fail(*IDLE_TIMEOUT)
+        try:
+            # Anything but a valid start directive is refused here (40000002, 4001000x, ...).
+            start = self.protocol.receive(frame)
+            assert isinstance(start, Directive)
+            self.service = start.namespace
+            account = check_task(self.ctx.store, self.token, start.appkey)
+        except GatewayReject as reject:
+            return await self._fail(reject.code, reject.status_text)
+        if not self.ctx.store.acquire_slot(account):
+            self.ctx.stats.throttled += 1
+            return await self._fail(*TOO_MANY_REQUESTS)
+        self.account = account
+        self.ctx.stats.slot_taken(account.name)
+        if await self._fault("start"):
+            return None
+        self.ctx.stats.sessions_started += 1
+        await self._send(self.protocol.started())
+        if self.service == RECOGNIZER:
+            return await self._recognize()
+        return await self._transcribe()
+
+    def _recognition(self, **overrides: Any) -> Recognition:
+        params = self.protocol.params
+        options: dict[str, Any] = {
+            "audio_format": params.get("format", "pcm"),
+            "sample_rate": params.get("sample_rate", 16000),
+            "max_sentence_silence": self.ctx.config.max_sentence_silence,
+            "transcripts": self.ctx.config.transcripts,
+        }
+        options.update(overrides)
+        return Recognition(**options)
+
+    @property
+    def _partials(self) -> bool:
+        wanted = self.protocol.params.get("enable_intermediate_result", False)
+        return bool(wanted) and self.ctx.config.intermediate_results
+
+    async def _recognize(self) -> None:
+        """One-sentence recognition (SpeechRecognizer) after RecognitionStarted."""
+        config = self.ctx.config
+        audio = self._recognition(max_ms=config.max_sentence_ms)
+        partials = self._partials
+        while True:
+            # Seed, one-sentence table: no data for the idle time → 40000004.
+            frame = await self._recv(config.idle_timeout)
+            if frame is None:
+                return await self._fail(*IDLE_TIMEOUT)
+            try:
+                item = self.protocol.receive(frame)
+                if not isinstance(item, Audio):
+                    break  # StopRecognition: the only other directive STARTED accepts
+                closed = audio.feed(item.data)
+            except GatewayReject as reject:
+                return await self._fail(reject.code, reject.status_text)
+            self.ctx.stats.audio_bytes += len(item.data)
+            if partials and closed:
+                text = join_texts([s.text for s in audio.sentences])
+                await self._send(self.protocol.result_changed({"result": text}))
+            if await self._fault("audio", audio.audio_ms):
+                return None
+        if await self._fault("stop"):
+            return None
+        try:
+            text, duration = audio.one_sentence_result()
+        except GatewayReject as reject:
+            return await self._fail(reject.code, reject.status_text)
+        if await self._hold(config.service_time):
+            return None
+        self._finish()
+        await self._send(self.protocol.completed({"result": text, "duration": duration}))
+        return await self._linger()
+
+    async def _transcribe(self) -> None:
+        """Real-time transcription (SpeechTranscriber) after TranscriptionStarted."""
+        config = self.ctx.config
+        silence = self.protocol.params.get("max_sentence_silence", config.max_sentence_silence)
+        audio = self._recognition(max_sentence_silence=silence)
+        partials = self._partials
+        last_frame = last_audio = self.loop.time()
+        first_audio: float | None = None
+        while True:
+            # PROTOCOL.md "Limits": audio that stops flowing → 41040201; nothing at all for the
+            # idle time → 40000004, whichever comes first.
+            idle_left = last_frame + config.idle_timeout - self.loop.time()
+            data_left = last_audio + config.client_data_timeout - self.loop.time()
+            frame = await self._recv(max(0.0, min(idle_left, data_left)))
+            now = self.loop.time()
+            if frame is None:
+                data_late = now - last_audio >= config.client_data_timeout
+                return await self._fail(*(CLIENT_DATA_TIMEOUT if data_late else IDLE_TIMEOUT))
+            last_frame = now
+            try:
+                item = self.protocol.receive(frame)
+                if isinstance(item, Directive):
+                    if item.name != CONTROL:
+                        break  # StopTranscription
+                    self._control(audio, item.payload)
+                    continue
+                last_audio = now
+                first_audio = now if first_audio is None else first_audio
+                closed = audio.feed(item.data)
+                self._check_pace(audio, now - first_audio)
+            except GatewayReject as reject:
+                return await self._fail(reject.code, reject.status_text)
+            self.ctx.stats.audio_bytes += len(item.data)
+            for sentence in closed:
+                await self._sentence(sentence, partials)
+            if await self._fault("audio", audio.audio_ms):
+                return None
+        if await self._fault("stop"):
+            return None
+        for sentence in audio.flush():
+            await self._sentence(sentence, partials)
+        if await self._hold(config.service_time):
+            return None
+        # PROTOCOL.md "Events": TranscriptionCompleted once the rest of the audio is processed.
+        self._finish()
+        await self._send(self.protocol.completed())
+        return await self._linger()
+
+    def _control(self, audio: Recognition, payload: Mapping[str, Any]) -> None:
+        """ControlTranscriber: parameters that may change mid-task."""
+        if "max_sentence_silence" in payload:
+            value = payload["max_sentence_silence"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 200 <= value <= 6000:
+                raise GatewayReject(*BAD_SILENCE)
+            audio.detector.max_sentence_silence = value
+
+    def _check_pace(self, audio: Recognition, elapsed: float) -> None:
+        pacing = self.ctx.config.pacing
+        if pacing is None:
+            return
+        allowed = elapsed * 1000 * pacing + self.ctx.config.pacing_grace_ms
+        if audio.audio_ms > allowed:
+            raise GatewayReject(*TOO_FAST)
+
+    async def _sentence(self, sentence: Sentence, partials: bool) -> None:
+        self.sentences += 1
+        index = self.sentences
+        await self._send(self.protocol.sentence_begin(index, sentence.begin_time))
+        if partials:
+            await self._send(self.protocol.result_changed(partial_payload(index, sentence)))
+        await self._send(self.protocol.sentence_end(sentence_end_payload(index, sentence)))
+
+    def _finish(self) -> None:
+        # Counted before the event goes out: a client holding the event sees the count.
+        self.finished = True
+        self.ctx.stats.sessions_completed += 1
+
+    async def _linger(self) -> None:
+        """After Completed: the client closes; a frame now is refused (40000002)."""
+        frame = await self._recv(self.ctx.config.idle_timeout)
+        if frame is None:
+            return await self._close()
+        try:
+            self.protocol.receive(frame)
+        except GatewayReject as reject:
+            return await self._fail(reject.code, reject.status_text)
+
+    async def _hold(self, seconds: float) -> bool:
+        """Spend ``seconds`` "processing" while stopping, still reading: a second stop now is
+        40010005, anything else 40000002. True when that failed the task."""
+        deadline = self.loop.time() + seconds
+        while (left := deadline - self.loop.time()) > 0:
+            frame = await self._recv(left)
+            if frame is None:
+                return False
+            try:
+                self.protocol.receive(frame)
+            except GatewayReject as reject:
+                await self._fail(reject.code, reject.status_text)
+                return True
+        return False
+
+    # -- I/O ------------------------------------------------------------------------------
+
+    async def _recv(self, timeout: float) -> str | bytes | None:
+        """The next frame, or None after ``timeout`` seconds without one."""
+        # recv() is cancellation-safe: a timeout loses no frame.
+        try:
+            if _timeout is None:  # Python 3.10
+                return await asyncio.wait_for(self.connection.recv(), timeout)
+            async with _timeout(timeout):  # no extra task per frame, unlike wait_for
+                return await self.connection.recv()
+        except asyncio.TimeoutError:
+            return None
+
+    async def _send(self, frame: str) -> None:
+        if self.slow and await self.ctx.pause(self.slow):
+            raise _Over
+        await self.connection.send(frame)
+
+    async def _fail(self, code: int, text: str) -> None:
+        """TaskFailed, then close (PROTOCOL.md "Events")."""
+        self.finished = True
+        self.ctx.stats.count_failure(code)
+        await self._send(self.protocol.failed(code, text))
+        # The gateway closes now; a client that never closes its end of the TCP connection
+        # (the official SDK after a TaskFailed) must not keep the slot for the close timeout.
+        self._release()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Close, reading (and dropping) what the client still sends meanwhile: frames left
+        unread would fill the receive queue, pause reading, and hide the client's close frame
+        until the close timeout."""
+        drain = asyncio.ensure_future(self._drain())
+        try:
+            await self.connection.close()
+        finally:
+            drain.cancel()
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.connection.recv()
+
+    # -- faults ---------------------------------------------------------------------------
+
+    async def _fault(self, phase: Phase, audio_ms: int | None = None) -> bool:
+        """Fire the scenario's fault for this point of the task; True when the task is over."""
+        picked = self.ctx.scenario.select(
+            phase, self.number, self.service, audio_ms=audio_ms, skip=self.fired
+        )
+        if picked is None:
+            return False
+        index, fault = picked
+        self.fired.add(index)
+        self.ctx.stats.count_fault(fault.action)
+        if fault.action == "code":
+            await self._fail(fault.code or 0, fault.status_text(self.token))
+            return True
+        if fault.action in ("close", "reset"):
+            self.finished = True
+            drop(self.connection.transport, reset=fault.action == "reset")
+            await self.connection.wait_closed()
+            return True
+        if fault.action == "stall":
+            if await self.ctx.pause(fault.delay, self.connection.wait_closed()):
+                drop(self.connection.transport)
+                raise _Over
+        elif fault.action == "slow":
+            self.slow = fault.delay or 0.0
+        elif fault.action == "garbage":
+            # A broken frame, then the task carries on: what the client makes of it is the test.
+            await self.connection.send(GARBAGE_BINARY if fault.frame == "binary" else GARBAGE_TEXT)
+        elif fault.action == "revoke_token":
+            self.ctx.store.revoke(self.token)
+        return False

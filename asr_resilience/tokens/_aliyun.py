@@ -1,0 +1,289 @@
+"""A token provider that calls the meta service's CreateToken with an AccessKey pair.
+
+PROTOCOL.md "Authentication": tokens come from ``CreateToken`` of ``nls-meta.<region>.aliyuncs.com``
+(``Version=2019-02-28``), and the answer's ``Token.ExpireTime`` (unix seconds) says when the token
+dies. :class:`AliyunTokenProvider` uses the vendor's own client
+(``alibabacloud-nls-cloud-meta20190228``, V3 ``ACS3-HMAC-SHA256`` signatures), which is an
+optional extra: ``pip install 'asr-resilience[aliyun]'``. The vendor package is imported when a
+provider is created, never when this module is.
+
+Neither the vendor's client nor this provider retries: a failure is raised once as
+:class:`TokenProviderError` (the vendor's ``Code`` such as ``SignatureDoesNotMatch`` or
+``Throttling.User``, the service's message, the HTTP status), and the
+:class:`~asr_resilience.tokens.TokenManager` around the provider decides about retrying (it
+reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
+AccessKey secret never appears in an error's text: it is scrubbed from the service's message and
+registered with the log redaction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._errors import AsrResilienceError
+from ..observe import REDACTED, register_secret
+from ._token import Token
+
+__all__ = [
+    "ACCESS_KEY_ID_ENV",
+    "ACCESS_KEY_SECRET_ENV",
+    "AliyunTokenProvider",
+    "TokenProviderError",
+]
+
+ACCESS_KEY_ID_ENV = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ACCESS_KEY_SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+
+_VENDOR_CLIENT = "alibabacloud_nls_cloud_meta20190228.client"
+_VENDOR_MODELS = "alibabacloud_tea_openapi.models"
+_INSTALL_HINT = (
+    "AliyunTokenProvider needs the vendor's CreateToken client "
+    "(alibabacloud-nls-cloud-meta20190228): pip install 'asr-resilience[aliyun]'"
+)
+# Codes after which the same call may well succeed later.
+_RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "UnknownError"})
+
+
+class TokenProviderError(AsrResilienceError):
+    """CreateToken failed: ``code`` is the vendor's (``SignatureDoesNotMatch``,
+    ``InvalidAccessKeyId.NotFound``, ``Throttling.User``, ...), or ``None`` when no answer came
+    (connection refused, timeout, a body that is not the expected JSON).
+
+    ``http_status``, ``request_id`` and ``retry_after`` (seconds, when the service sent one) are
+    ``None`` when unknown. ``str()`` is ``"<code>: <message>"`` and never holds the AccessKey
+    secret.
+    """
+
+    def __init__(
+        self,
+        code: str | None,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Whether calling again later may succeed (throttling, server errors, no answer)."""
+        if self.code is None:
+            return True
+        if self.code.startswith("Throttling") or self.code in _RETRYABLE_CODES:
+            return True
+        return self.http_status is not None and self.http_status >= 500
+
+    def __str__(self) -> str:
+        head = self.code if self.code is not None else "no answer from the meta service"
+        status = f" (HTTP {self.http_status})" if self.http_status is not None else ""
+        return f"{head}{status}: {self.message}" if self.message else f"{head}{status}"
+
+
+def _load_vendor() -> tuple[Any, Any]:
+    """The vendor's ``Client`` and ``Config`` classes; ImportError with the install hint."""
+    try:
+        client_module = importlib.import_module(_VENDOR_CLIENT)
+        models_module = importlib.import_module(_VENDOR_MODELS)
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    return client_module.Client, models_module.Config
+
+
+def _parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
+    """(host[:port], "http" | "https") from ``endpoint`` or the region's default host."""
+    if endpoint is None:
+        return f"nls-meta.{region}.aliyuncs.com", "https"
+    text = endpoint.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(f"endpoint {endpoint!r}: the scheme must be http or https")
+        if not parts.hostname or parts.username is not None or parts.password is not None:
+            raise ValueError(f"endpoint {endpoint!r}: expected http(s)://host[:port]/")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"endpoint {endpoint!r}: CreateToken lives at the root path '/'")
+        return parts.netloc, scheme
+    host = text.rstrip("/")
+    if not host or "/" in host or "?" in host or "@" in host:
+        raise ValueError(f"endpoint {endpoint!r}: expected host[:port] or http(s)://host[:port]/")
+    return host, "https"
+
+
+class AliyunTokenProvider:
+    """Fresh NLS tokens from CreateToken, through the vendor's official client.
+
+    ``access_key_id`` / ``access_key_secret`` default to the environment variables
+    ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the vendor's own
+    names). ``endpoint`` is ``host[:port]`` (HTTPS) or a URL such as ``http://127.0.0.1:8080/``
+    (e.g. the simulator's meta URL); the default is ``nls-meta.<region>.aliyuncs.com`` over HTTPS.
+
+    Awaiting the provider (``await provider()``) calls ``create_token_async``; :meth:`sync`
+    calls the blocking ``create_token``. Both return a :class:`Token` with ``Token.Id`` as the
+    value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`.
+    """
+
+    __slots__ = ("_access_key_id", "_client", "_host", "_protocol", "_region", "_secret")
+
+    def __init__(
+        self,
+        access_key_id: str | None = None,
+        access_key_secret: str | None = None,
+        *,
+        region: str = "cn-shanghai",
+        endpoint: str | None = None,
+    ) -> None:
+        key_id = access_key_id if access_key_id is not None else os.environ.get(ACCESS_KEY_ID_ENV)
+        secret = (
+            access_key_secret
+            if access_key_secret is not None
+            else os.environ.get(ACCESS_KEY_SECRET_ENV)
+        )
+        missing = [
+            name
+            for name, value in ((ACCESS_KEY_ID_ENV, key_id), (ACCESS_KEY_SECRET_ENV, secret))
+            if not value
+        ]
+        if not key_id or not secret:
+            raise ValueError(
+                f"AliyunTokenProvider needs an AccessKey pair, and {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set: pass access_key_id= and "
+                f"access_key_secret=, or set {ACCESS_KEY_ID_ENV} and {ACCESS_KEY_SECRET_ENV}"
+            )
+        if not region:
+            raise ValueError("region must not be empty")
+        host, protocol = _parse_endpoint(endpoint, region)
+        client_class, config_class = _load_vendor()
+        register_secret(secret)  # scrubbed from every log event from now on
+        self._access_key_id = key_id
+        self._secret = secret
+        self._region = region
+        self._host = host
+        self._protocol = protocol
+        self._client: Any = client_class(
+            config_class(
+                access_key_id=key_id,
+                access_key_secret=secret,
+                endpoint=host,
+                protocol=protocol,
+                region_id=region,
+            )
+        )
+
+    @property
+    def access_key_id(self) -> str:
+        return self._access_key_id
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def endpoint(self) -> str:
+        """``host[:port]`` of the meta service."""
+        return self._host
+
+    @property
+    def protocol(self) -> str:
+        """``http`` or ``https``."""
+        return self._protocol
+
+    @property
+    def url(self) -> str:
+        return f"{self._protocol}://{self._host}/"
+
+    def __repr__(self) -> str:
+        return (
+            f"AliyunTokenProvider(access_key_id={self._access_key_id!r}, "
+            f"region={self._region!r}, url={self.url!r})"
+        )
+
+    async def __call__(self) -> Token:
+        """A fresh token from ``create_token_async``."""
+        try:
+            response = await self._client.create_token_async()
+        except Exception as exc:
+            raise self._error(exc) from self._cause(exc)
+        return self._token(response)
+
+    def sync(self) -> Token:
+        """A fresh token from the blocking ``create_token``."""
+        try:
+            response = self._client.create_token()
+        except Exception as exc:
+            raise self._error(exc) from self._cause(exc)
+        return self._token(response)
+
+    # -- mapping the vendor's answers ----------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, REDACTED) if self._secret in text else text
+
+    def _cause(self, exc: Exception) -> Exception | None:
+        # Keep the vendor's exception as the cause for debugging, unless its text (or the
+        # response it holds) mentions the secret: tracebacks print causes.
+        try:
+            leaks = self._secret in str(exc) or self._secret in repr(getattr(exc, "data", None))
+        except Exception:
+            leaks = True
+        return None if leaks else exc
+
+    def _error(self, exc: Exception) -> TokenProviderError:
+        inner = getattr(exc, "inner_exception", None)
+        if inner is not None:
+            # The vendor's UnretryableException: no usable answer (connection refused, timeout,
+            # a body that is not JSON); the underlying error is in inner_exception.
+            text = getattr(inner, "message", None) or str(inner)
+            return TokenProviderError(None, self._scrub(f"{type(inner).__name__}: {text}"))
+        code = getattr(exc, "code", None)
+        if code is None:
+            return TokenProviderError(None, self._scrub(f"{type(exc).__name__}: {exc}"))
+        data = getattr(exc, "data", None)
+        body: dict[str, Any] = data if isinstance(data, dict) else {}
+        message = body.get("Message") or getattr(exc, "message", None) or str(exc)
+        status = getattr(exc, "status_code", None) or body.get("statusCode")
+        request_id = body.get("RequestId") or getattr(exc, "request_id", None)
+        retry_after_ms = getattr(exc, "retry_after", None)
+        return TokenProviderError(
+            str(code),
+            self._scrub(str(message)),
+            http_status=status if isinstance(status, int) else None,
+            request_id=str(request_id) if request_id else None,
+            retry_after=(
+                retry_after_ms / 1000.0 if isinstance(retry_after_ms, (int, float)) else None
+            ),
+        )
+
+    def _token(self, response: Any) -> Token:
+        body = getattr(response, "body", None)
+        token = getattr(body, "token", None)
+        value = getattr(token, "id", None)
+        expire_time: object = getattr(token, "expire_time", None)
+        if not isinstance(value, str) or not value:
+            code = getattr(body, "err_code", None)
+            message = getattr(body, "err_msg", None)
+            raise TokenProviderError(
+                str(code) if code else None,
+                self._scrub(str(message)) if message else "the answer holds no Token.Id",
+                http_status=getattr(response, "status_code", None),
+            )
+        try:
+            if isinstance(expire_time, bool) or not isinstance(expire_time, (int, float, str)):
+                raise TypeError
+            expires_at = float(expire_time)
+        except (TypeError, ValueError):
+            raise TokenProviderError(
+                None,
+                "the answer holds no numeric Token.ExpireTime",
+                http_status=getattr(response, "status_code", None),
+            ) from None
+        return Token(value, expires_at)
