@@ -52,7 +52,7 @@ async def _calls(
     audio = tone_audio(300)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one() -> ar.Recognition:
+    async def one() -> ar.clients.Recognition:
         async with gate:
             return await recognizer.recognize(audio)
 

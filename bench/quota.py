@@ -41,7 +41,7 @@ async def _run(kind: str) -> dict[str, float]:
                 "bench-quota-single",
             )
         recognizer = ar.Recognizer(sim.gateway_url, sim.appkey, token, pol, scope=f"quota-{kind}")
-        call: Callable[[bytes], Awaitable[ar.Recognition]]
+        call: Callable[[bytes], Awaitable[ar.clients.Recognition]]
         if kind == "tenacity":
             call = tenacity.retry(
                 retry=tenacity.retry_if_exception(

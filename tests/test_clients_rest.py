@@ -100,6 +100,6 @@ async def test_bare_client_error_is_fix_client(sim: Simulator) -> None:
 async def test_answer_that_is_not_a_result_is_a_protocol_error(sim: Simulator) -> None:
     """A 200 whose body is not an NLS result raises RemoteProtocolError, not retried."""
     sim.set_scenario([Fault("garbage", "stop")])
-    with pytest.raises(ar.RemoteProtocolError, match="not an NLS result"):
+    with pytest.raises(ar.protocol.RemoteProtocolError, match="not an NLS result"):
         await rest(sim).recognize(SPEECH)
     assert sim.stats.rest_requests == 1

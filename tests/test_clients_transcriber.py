@@ -197,11 +197,11 @@ async def test_closed_transcriber_refuses_to_send(sim: Simulator) -> None:
     """Using a Transcriber outside its block is a LocalProtocolError; so is iterating after an
     aborted block."""
     t = transcriber(sim)
-    with pytest.raises(ar.LocalProtocolError, match="not open"):
+    with pytest.raises(ar.protocol.LocalProtocolError, match="not open"):
         await t.send(b"\0\0")
     with pytest.raises(RuntimeError, match="abort"):
         async with t:
             raise RuntimeError("abort")
-    with pytest.raises(ar.LocalProtocolError, match="before TranscriptionCompleted"):
+    with pytest.raises(ar.protocol.LocalProtocolError, match="before TranscriptionCompleted"):
         async for _ in t:
             pass

@@ -96,3 +96,50 @@ def test_every_exported_exception_derives_from_the_root(name: str) -> None:
         and not issubclass(obj, asr_resilience.AsrResilienceError)
     ]
     assert strays == []
+
+
+TOP_LEVEL = {
+    # calls and policies
+    "resilient", "retrying", "Attempt", "Policy", "load_policy", "Failure", "catalog",
+    "register_extractor", "unregister_extractor",
+    # tokens and the fleet
+    "Token", "TokenManager", "StaticToken", "AliyunTokenProvider", "RedisTokenCache",
+    "FleetLimiter",
+    # clients
+    "Recognizer", "Transcriber", "RestRecognizer", "SdkRecognizer", "SdkTranscriber",
+    # the errors a caller catches
+    "AsrResilienceError", "ResilienceError", "NlsError", "TransportError", "ProtocolError",
+    "PolicyError", "FixClientError", "FailFastError", "RetryExhaustedError",
+    "DeadlineExceededError", "RetryBudgetExhaustedError", "CircuitOpenError", "TokenRefreshError",
+    # modules and version
+    "testing", "observe", "__version__",
+}  # fmt: skip
+
+
+def test_top_level_is_the_agreed_small_api() -> None:
+    """The top level exports exactly the agreed names (adding one is a deliberate change)."""
+    assert set(asr_resilience.__all__) == TOP_LEVEL
+    assert len(TOP_LEVEL) <= 40
+
+
+@pytest.mark.parametrize("name", sorted(asr_resilience._MOVED))
+def test_moved_names_still_work_with_a_deprecation_warning(name: str) -> None:
+    """A name the top level exported in 0.1 still resolves, warning where it lives now."""
+    home = asr_resilience._MOVED[name]
+    with pytest.warns(DeprecationWarning, match=f"asr_resilience.{home}.{name}"):
+        value = getattr(asr_resilience, name)
+    assert value is getattr(_module(f"asr_resilience.{home}"), name)
+
+
+def test_implementation_modules_are_private() -> None:
+    """Below the packages, every module is private (``_name.py``) but the public few."""
+    import pkgutil
+
+    public_modules = {"asr_resilience.testing", "asr_resilience.pytest_plugin"}
+    strays = []
+    for info in pkgutil.walk_packages(asr_resilience.__path__, "asr_resilience."):
+        leaf = info.name.rsplit(".", 1)[-1]
+        if info.ispkg or leaf.startswith("_") or info.name in public_modules:
+            continue
+        strays.append(info.name)
+    assert strays == []

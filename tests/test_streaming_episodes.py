@@ -173,5 +173,5 @@ async def test_fix_client_and_fail_fast_end_the_stream(
     assert len(info.value.attempts) == 1
     assert sim.stats.connections == 1
     assert reconnects(await stream.events()) == []
-    with pytest.raises(ar.LocalProtocolError, match="not open"):
+    with pytest.raises(ar.protocol.LocalProtocolError, match="not open"):
         await t.send(b"\0\0")

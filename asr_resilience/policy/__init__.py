@@ -1,5 +1,7 @@
 """The policy engine: YAML policies, composable matchers, and ``Policy.decide``."""
 
+from .._catalog import Catalog, CatalogEntry, code_class
+from .._errors import PolicyIssue
 from ._decision import Decision
 from ._loader import ENV_VAR, check_policy, load_policy, shipped_policies, shipped_policy_path
 from ._matchers import AllOf, AnyOf, CodePattern, Codes, HttpStatus, Matcher, Message, Transport
@@ -27,6 +29,8 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Backoff",
+    "Catalog",
+    "CatalogEntry",
     "CircuitBreakerSettings",
     "CodePattern",
     "Codes",
@@ -40,12 +44,14 @@ __all__ = [
     "Matcher",
     "Message",
     "Policy",
+    "PolicyIssue",
     "RetryBudgetSettings",
     "Rule",
     "TokenSettings",
     "Transport",
     "Unknown",
     "check_policy",
+    "code_class",
     "load_policy",
     "shipped_policies",
     "shipped_policy_path",

@@ -1,5 +1,6 @@
 """The NLS protocol, sans I/O: messages, typed events, and session state machines."""
 
+from .._errors import LocalProtocolError, RemoteProtocolError
 from ._client import ClientProtocol
 from ._events import (
     Completed,
@@ -36,7 +37,9 @@ __all__ = [
     "Failed",
     "GatewayProtocol",
     "GatewayReject",
+    "LocalProtocolError",
     "ProtocolEvent",
+    "RemoteProtocolError",
     "ResultChanged",
     "SentenceBegan",
     "SentenceEnded",

@@ -3,6 +3,7 @@
 See ``docs/architecture.md`` for the path of an attempt.
 """
 
+from .._attempts import AttemptRecord
 from .._clock import SYSTEM_CLOCK, Clock
 from ._attempt import Attempt, DeadlineTimeout
 from ._context import retrying
@@ -11,6 +12,7 @@ from ._decorator import resilient
 __all__ = [
     "SYSTEM_CLOCK",
     "Attempt",
+    "AttemptRecord",
     "Clock",
     "DeadlineTimeout",
     "resilient",
