@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 import asr_resilience as ar
-from asr_resilience.clients import SentenceEvent, StreamEvent, Transcriber
+from asr_resilience.clients import SentenceEvent, StreamEvent, Transcriber, transcribe_file
+from asr_resilience.limits import get_scope
 from asr_resilience.simulator import Fault, Simulator, SimulatorConfig
 from asr_resilience.testing import no_wait
 
 from .audio_fixtures import frames, silence, speech_like, tone, wav
+from .helpers import write_policy
 
 # Sentences at 0-600 ms and 1600-2400 ms, each followed by a second of silence.
 TWO_SENTENCES = speech_like([(600, 440), (800, 880)])
@@ -113,6 +115,37 @@ async def test_transcribe_file(sim: Simulator, tmp_path: Path) -> None:
         ("end", 0, 600, TEXTS[0]),
         ("end", 1600, 2400, TEXTS[1]),
     ]
+
+
+async def test_transcribe_file_as_a_function(sim: Simulator) -> None:
+    """clients.transcribe_file runs a stream of its own from Transcriber's options."""
+    ends = await transcribe_file(
+        wav(TWO_SENTENCES),
+        realtime=False,
+        url=sim.gateway_url,
+        appkey=sim.appkey,
+        tokens=sim.token(),
+    )
+    assert [(e.begin_time, e.end_time, e.text) for e in ends] == [
+        (0, 600, TEXTS[0]),
+        (1600, 2400, TEXTS[1]),
+    ]
+    assert sim.stats.sessions_completed == 1
+
+
+async def test_a_completed_stream_gives_its_slot_back_as_a_success(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The leg's slot is held while it runs and released as a success when it completes."""
+    policy = write_policy(tmp_path, "concurrency: {adaptive: true, initial: 2, min: 1, max: 4}\n")
+    scope = f"slot-success-{tmp_path.name}"
+    async with transcriber(sim, policy=policy, scope=scope) as t:
+        limiter = get_scope(scope, policy).limiter
+        assert limiter is not None
+        assert limiter.in_flight == 1  # the leg holds its slot while it runs
+        await t.send(TWO_SENTENCES)
+    assert limiter.in_flight == 0
+    assert limiter.limit > 2  # a success grew the limit: the slot went back as a success
 
 
 async def test_transcribe_file_at_8k(sim: Simulator) -> None:

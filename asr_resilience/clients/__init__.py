@@ -27,6 +27,7 @@ from ._results import (
     StreamStats,
     Word,
 )
+from ._transcribe_file import transcribe_file
 from ._transcriber import Transcriber
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "open_connection",
     "paced",
     "split_frames",
+    "transcribe_file",
 ]

@@ -39,12 +39,10 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from .._errors import LocalProtocolError, TransportError
-from ..observe import emit
 from ..protocol import Completed, Failed, State
 from ..protocol._client import MAX_AUDIO_FRAME
 from ..retry._attempt import Attempt
@@ -52,13 +50,13 @@ from ..retry._call import CallState
 from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
-from ._audio import FRAME_BYTES, load_audio, paced, split_frames
+from ._audio import FRAME_BYTES, paced, split_frames
 from ._credentials import resolve_appkey, resolve_tokens
-from ._episode import FaultEpisode
 from ._leg import Leg, start_leg
 from ._recognizer import DEFAULT_GATEWAY
 from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
-from ._results import AudioGap, Reconnected, SentenceEvent, StreamEvent, StreamStats
+from ._results import SentenceEvent, StreamEvent, StreamStats
+from ._resume import Resumption
 from ._task import failure_error
 from ._timeline import Timeline
 
@@ -82,14 +80,6 @@ class _End:
 
 
 _END = _End()
-
-
-@dataclass(slots=True)
-class _Counters:
-    reconnects: int = 0
-    replayed_ms: int = 0
-    gaps: int = 0
-    gap_ms: int = 0
 
 
 class Transcriber:
@@ -184,8 +174,7 @@ class Transcriber:
         self.attempts = self.bytes_sent = 0
         self._buffer = ReplayBuffer(self._bytes_per_second or 32000, self.max_buffer_seconds)
         self._timeline = Timeline()
-        self._counters = _Counters()
-        self._episode: FaultEpisode | None = None
+        self._resumption = Resumption(self._settings)
         self._heard = 0  # the furthest stream position any leg was sent
         self._controls: dict[str, Any] = {}
         self._generation = 0
@@ -202,7 +191,7 @@ class Transcriber:
     @property
     def stats(self) -> StreamStats:
         """Sentences, reconnects, replayed audio, gaps and the buffer's peak so far."""
-        c = self._counters
+        c = self._resumption.counters
         return StreamStats(
             sentences=self._timeline.delivered,
             reconnects=c.reconnects,
@@ -518,12 +507,12 @@ class Transcriber:
                 await self._detach(leg, None)
                 self._end(None)
                 return
-            await self._detach(leg, failure if self.resume else None)
+            await self._detach(leg, failure)
             if not self.resume:
                 self._end(failure)
                 return
             try:
-                resumed = await self._resume(leg, failure)
+                resumed = await self._resumption.next_leg(failure, self._leg_attempt)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the policy's typed error, or one it does not classify
@@ -532,6 +521,7 @@ class Transcriber:
             if resumed is None:
                 self._end(None)
                 return
+            self._resumed(resumed, leg)
             leg = resumed
 
     async def _read(self, leg: Leg) -> None:
@@ -550,7 +540,7 @@ class Transcriber:
                 # "Events") is never needed again, and the stream made progress, which closes a
                 # fault episode.
                 self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
-                self._episode = None
+                self._resumption.progress()
                 self._room.set()
                 self._committed.set()
             self._events.put_nowait(sentence)
@@ -566,81 +556,14 @@ class Transcriber:
             replayer.cancel()
             await asyncio.gather(replayer, return_exceptions=True)
         await leg.connection.close()
-        attempt, leg.attempt = leg.attempt, None
-        if attempt is None:
-            return
-        if failure is None:
-            if self._ended.is_set() or not self.resume:
-                attempt.close(None)
-            else:
-                attempt.abandon()
-            return
-        if self._episode is None:
-            self._episode = FaultEpisode(self._settings, leg.token)
-        attempt.close(failure, self._episode.state)  # the slot goes back; the episode decides
+        self._resumption.settle(leg, failure, resume=self.resume)
 
-    async def _resume(self, failed: Leg, failure: Exception) -> Leg | None:
-        """Start a new leg per policy; raise the typed error when the episode gives up.
-
-        The engine's loop, started from the failure the failed leg's attempt has settled and
-        the episode has decided. None: the stream was stopping and every sentence is out.
-        """
-        episode = self._episode
-        assert episode is not None  # _detach opened it
-        leg = await run_async(episode.state, self._leg_attempt, first=failure)
-        if leg is not None:
-            self._resumed(leg, failed, episode)
-        return leg
-
-    def _resumed(self, leg: Leg, failed: Leg, episode: FaultEpisode) -> None:
-        """Attach the new leg, tell the caller, and start its replay."""
-        buffer = self._buffer
-        replayed = buffer.ms(max(0, min(self._heard, buffer.end) - buffer.start))
-        gap = buffer.take_gap()
+    def _resumed(self, leg: Leg, failed: Leg) -> None:
+        """Attach the resumed leg, tell the caller, and start its replay."""
+        notices = self._resumption.notices(leg, failed, self._buffer, self._heard)
         self._attach(leg)
-        record = episode.state.history[-1]  # the failure this leg recovers from
-        code, transport = record.code, record.transport
-        what = str(code) if code is not None else transport or "error"
-        counters = self._counters
-        counters.reconnects += 1
-        counters.replayed_ms += replayed
-        self._events.put_nowait(
-            Reconnected(
-                cause=what,
-                code=code,
-                action=record.action or "retry",
-                attempt=episode.failures,
-                resume_time=buffer.start_ms,
-                replayed_ms=replayed,
-                task_id=leg.task_id,
-                previous_task_id=failed.task_id,
-            )
-        )
-        emit(
-            "stream_resumed",
-            function="Transcriber",
-            code=code,
-            transport=transport,
-            action=record.action,
-            rule=record.rule,
-            attempt=episode.failures,
-            task_id=leg.task_id,
-            previous_task_id=failed.task_id,
-            resume_time=buffer.start_ms,
-            replayed_ms=replayed,
-        )
-        if gap is not None:
-            counters.gaps += 1
-            counters.gap_ms += gap[1] - gap[0]
-            self._events.put_nowait(AudioGap(*gap))
-            emit(
-                "stream_gap",
-                level="warning",
-                function="Transcriber",
-                task_id=leg.task_id,
-                begin_time=gap[0],
-                end_time=gap[1],
-            )
+        for notice in notices:
+            self._events.put_nowait(notice)
         self._replayer = asyncio.create_task(self._replay(leg))
 
     async def _replay(self, leg: Leg) -> None:
@@ -677,38 +600,36 @@ class Transcriber:
 
         Runs a stream of its own with this Transcriber's settings and the audio's format and
         sample rate; afterwards ``task_id``, ``attempts`` and :attr:`stats` describe that run.
-        ``realtime`` paces PCM at real time, as the service expects (PROTOCOL.md "Limits": no
-        bursts far faster than real time); ``realtime=False`` sends as fast as the gateway takes
-        it (and replays unpaced): for short audio or a simulator.
+        See :func:`~asr_resilience.clients.transcribe_file`.
         """
-        data = load_audio(audio, format=format, sample_rate=sample_rate)
-        stream = Transcriber(
+        from ._transcribe_file import transcribe_like  # it builds Transcribers: imported late
+
+        return await transcribe_like(
+            self, audio, realtime=realtime, format=format, sample_rate=sample_rate
+        )
+
+    def _like(self, format: str, sample_rate: int, realtime: bool) -> Transcriber:
+        """A new stream with this one's settings, for audio of ``format`` at ``sample_rate``."""
+        return Transcriber(
             self.url,
             self.appkey,
             self.tokens,
             self.policy,
             scope=self.scope,
             params=self.params,
-            sample_rate=data.sample_rate,
-            format=data.format,
+            sample_rate=sample_rate,
+            format=format,
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
             stop_timeout=self.stop_timeout,
-            resume=self.resume if data.format == "pcm" else False,
+            resume=self.resume if format == "pcm" else False,
             max_buffer_seconds=self.max_buffer_seconds,
             replay_speed=self.replay_speed if realtime else None,
         )
-        try:
-            async with stream:
-                await stream.send_all(data.frames(), realtime=realtime)
-                await stream.finish()
-        finally:
-            self._adopt(stream)
-        return [event async for event in stream if event.kind == "end"]
 
     def _adopt(self, other: Transcriber) -> None:
         """Take over another stream's outcome (``transcribe_file``'s inner stream)."""
         self.task_id, self.session_id = other.task_id, other.session_id
         self.attempts, self.bytes_sent = other.attempts, other.bytes_sent
         self._buffer, self._timeline = other._buffer, other._timeline
-        self._counters = other._counters
+        self._resumption = other._resumption

@@ -24,6 +24,8 @@ function (``@resilient`` passes the attempt to a function that takes an ``attemp
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -146,44 +148,42 @@ class Attempt:
         """Admit: the breaker's ticket, a slot and the token, each within the time left."""
         if self.admit_now():
             return
-        state = self.state
-        limiter = state.scope.limiter
+        limiter, tokens = self.state.scope.limiter, self.state.settings.tokens
         if limiter is not None:
-            self._permit = limiter.acquire_sync(timeout=self.remaining)
-            if self._permit is None:
-                raise QueueTimeout()
-        tokens = state.settings.tokens
+            self._took_slot(limiter.acquire_sync(timeout=self.remaining))
         if tokens is not None:
-            token = tokens.current()
-            if token is None:
-                try:
-                    token = tokens.get_sync(timeout=self.remaining)
-                except TimeoutError:
-                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
-            self.token = state.token = token
+            with self._fetching():
+                self._took_token(tokens.current() or tokens.get_sync(timeout=self.remaining))
 
     async def admit(self) -> None:
         """:meth:`admit_sync` for a task: the waits suspend instead of blocking."""
         if self.admit_now():
             return
-        state = self.state
-        limiter = state.scope.limiter
+        limiter, tokens = self.state.scope.limiter, self.state.settings.tokens
         if limiter is not None:
             self._phase = "the wait for a concurrency slot"
-            self._permit = await limiter.acquire(timeout=self.remaining)
-            if self._permit is None:
-                raise QueueTimeout()
-        tokens = state.settings.tokens
+            self._took_slot(await limiter.acquire(timeout=self.remaining))
         if tokens is not None:
-            token = tokens.current()
-            if token is None:
-                self._phase = "the token fetch"
-                try:
-                    token = await tokens.get(timeout=self.remaining)
-                except TimeoutError:
-                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
-            self.token = state.token = token
+            with self._fetching():
+                self._took_token(tokens.current() or await tokens.get(timeout=self.remaining))
         self._phase = "the attempt"
+
+    def _took_slot(self, permit: Permit | None) -> None:
+        if permit is None:
+            raise QueueTimeout()
+        self._permit = permit
+
+    def _took_token(self, token: str) -> None:
+        self.token = self.state.token = token
+
+    @contextlib.contextmanager
+    def _fetching(self) -> Iterator[None]:
+        """Around a token fetch: its timeout is the call's deadline passing."""
+        self._phase = "the token fetch"
+        try:
+            yield
+        except TimeoutError:
+            raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
 
     # -- the block -----------------------------------------------------------------------------
 
@@ -282,13 +282,16 @@ class Attempt:
 
     # -- settling ------------------------------------------------------------------------------
 
-    def close(self, exc: BaseException | None, state: CallState | None = None) -> Step | None:
+    def close(
+        self, exc: BaseException | None, state: CallState | None = None, *, decide: bool = True
+    ) -> Step | None:
         """Settle the attempt with its outcome; a failure is classified and decided once.
 
         Gives back the slot (the limiter learns "success", "throttled" or "dropped"), tells the
         breaker and budget what happened (a probe always comes back), then — for an exception —
-        decides the next step on ``state`` (default: the attempt's own call) and returns it.
-        Safe to call more than once: only the first call settles.
+        decides the next step on ``state`` (default: the attempt's own call) and returns it;
+        ``decide=False`` settles without deciding (nothing follows: a stream that ends with the
+        failure). Safe to call more than once: only the first call settles.
         """
         if self._flags & _CLOSED:
             return None
@@ -303,7 +306,7 @@ class Attempt:
                 throttled = failure is not None and failure.throttled
                 permit.release("throttled" if throttled else "dropped")
         self._settle_scope(exc, failure)
-        if exc is None or not isinstance(exc, Exception):
+        if exc is None or not decide or not isinstance(exc, Exception):
             return None  # success, or a cancellation / interrupt: nothing to decide
         return (state or self.state).decide(exc, failure)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import NoReturn, TypeVar, cast
 
 from ._attempt import Attempt
 from ._call import CallState
@@ -40,24 +40,17 @@ def run_sync(
     ``first``: a failure already settled and decided on ``state`` (the loop starts after it).
     """
     if first is None:
-        attempt = Attempt(state)
-        try:
-            with attempt:
+        try:  # the first attempt, as _attempt_sync (inline: a successful call is the hot path)
+            with Attempt(state) as attempt:
                 attempt.admit_sync()
                 return body(attempt)
         except Exception as exc:
             first = exc
-    assert first is not None
-    pending: list[BaseException] = [first]  # first attempt's failure, as the loop's first outcome
     result: object = None
     for manager in sync_loop(state, state.settings.clock):
         with manager:
-            if pending:
-                raise pending.pop()
-            attempt = Attempt(state)
-            with attempt:
-                attempt.admit_sync()
-                result = body(attempt)
+            first, failed = None, first
+            result = _attempt_sync(state, body) if failed is None else _again(failed)
     return cast(R, result)
 
 
@@ -66,26 +59,38 @@ async def run_async(
     body: Callable[[Attempt], Awaitable[R]],
     first: BaseException | None = None,
 ) -> R:
-    """:func:`run_sync` for a task; each attempt runs under a timer at the call's deadline."""
-    task = asyncio.current_task()
+    """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
     if first is None:
-        attempt = Attempt(state, task)
-        try:
-            with attempt:
-                if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
+        try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
+            with Attempt(state, asyncio.current_task()) as attempt:
+                if not attempt.admit_now():
                     await attempt.admit()
                 return await body(attempt)
         except Exception as exc:
             first = exc
-    assert first is not None
-    pending: list[BaseException] = [first]  # first attempt's failure, as the loop's first outcome
     result: object = None
     async for manager in async_loop(state, state.settings.clock):
         with manager:
-            if pending:
-                raise pending.pop()
-            attempt = Attempt(state, task)
-            with attempt:
-                await attempt.admit()
-                result = await body(attempt)
+            first, failed = None, first
+            result = await _attempt_async(state, body) if failed is None else _again(failed)
     return cast(R, result)
+
+
+def _attempt_sync(state: CallState, body: Callable[[Attempt], R]) -> R:
+    with Attempt(state) as attempt:
+        attempt.admit_sync()
+        return body(attempt)
+    raise AssertionError("unreachable: only a block form's attempt swallows its exception")
+
+
+async def _attempt_async(state: CallState, body: Callable[[Attempt], Awaitable[R]]) -> R:
+    with Attempt(state, asyncio.current_task()) as attempt:
+        if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
+            await attempt.admit()
+        return await body(attempt)
+    raise AssertionError("unreachable: only a block form's attempt swallows its exception")
+
+
+def _again(failure: BaseException) -> NoReturn:
+    """The first attempt's failure, as the loop's first outcome (already settled and decided)."""
+    raise failure
