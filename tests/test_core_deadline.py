@@ -28,6 +28,7 @@ from asr_resilience.tokens import Token, TokenManager
 
 from .audio_fixtures import speech_like
 from .helpers import write_policy
+from .streaming_support import AUDIO, Collector, chunks
 
 DEADLINE = 2.0
 NOISE = 1.5
@@ -122,6 +123,35 @@ async def test_transcriber_opening_bounded_when_started_never_comes(
         async with stream:
             pytest.fail("the stream opened against a gateway that never started it")
     assert_bounded(timed)
+    assert_no_permit(policy, sim.appkey)
+    await gateway_idle(sim)
+
+
+async def test_transcriber_resume_bounded_when_started_never_comes(
+    sim: Simulator, policy: ar.Policy
+) -> None:
+    """A leg drops and no new leg ever starts: the stream ends at the episode's deadline."""
+    sim.set_scenario(
+        [
+            Fault("close", "audio", after_ms=500, sessions=(1,)),
+            Fault("stall", "start", service=("SpeechTranscriber",), burst=(2, 1000)),
+        ]
+    )
+    stream = Transcriber(sim.gateway_url, sim.appkey, sim.token(), policy, replay_speed=None)
+    async with stream:
+        events = Collector(stream)
+
+        async def send_and_finish() -> None:
+            await stream.send_all(chunks(AUDIO), realtime=False)
+            await stream.finish()
+
+        # The drop comes with the first audio: the episode's deadline starts within this block.
+        with Timed() as timed, pytest.raises(ar.DeadlineExceededError):
+            await send_and_finish()
+    assert_bounded(timed)
+    await events.done()
+    assert isinstance(events.error, ar.DeadlineExceededError)
+    assert sim.stats.faults == {"close": 1, "stall": 1}  # one resume, cut by the deadline
     assert_no_permit(policy, sim.appkey)
     await gateway_idle(sim)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from asr_resilience.clients import Transcriber
+from asr_resilience.clients import StreamEvent, Transcriber
 from asr_resilience.limits import get_scope
 from asr_resilience.limits.limiter import Limiter
 from asr_resilience.policy import Policy
@@ -30,7 +30,7 @@ QUOTA = 2
 SCOPE = "small-account"
 # Three sentences (4.6 s of audio), sent unpaced: a stream takes a moment, not seconds.
 AUDIO = speech_like([(500, 300), (700, 500), (600, 700)])
-SENTENCES = 3
+EVERY_SENTENCE = [1, 2, 3]
 TOO_MANY_REQUESTS = 40000005
 
 redis_url = pytest.fixture(fs.redis_url)
@@ -106,6 +106,11 @@ async def assert_settled(sim: Simulator, policy: Policy) -> None:
     await until(lambda: sim.stats.concurrent.get("small", 0) == 0, "the gateway's slots")
 
 
+def indexes(events: list[StreamEvent]) -> list[int]:
+    """The indexes of the sentences a stream delivered, in order."""
+    return [event.index for event in ends(events)]
+
+
 def assert_within_quota(sim: Simulator) -> None:
     stats = sim.stats.snapshot()
     assert stats["max_concurrent"]["small"] <= QUOTA, stats
@@ -118,7 +123,7 @@ async def test_four_streams_share_two_slots(sim: Simulator, policy: Policy) -> N
     group_a = [stream(sim, policy, "small-a") for _ in range(2)]
     group_b = [stream(sim, policy, "small-b") for _ in range(2)]
     results = await asyncio.gather(*(run(t, AUDIO) for t in group_a + group_b))
-    assert [len(ends(events)) for events in results] == [SENTENCES] * 4
+    assert [indexes(events) for events in results] == [EVERY_SENTENCE] * 4
     assert all(not reconnects(events) for events in results)
     assert_within_quota(sim)
     assert sim.stats.sessions_completed == 4
@@ -136,16 +141,22 @@ async def test_a_resumed_leg_takes_a_new_slot(sim: Simulator, policy: Policy) ->
         # Two more streams while both legs are up: they must queue for a slot.
         later = [stream(sim, policy, key) for key in ("small-a", "small-b")]
         waiting = [asyncio.create_task(run(t, AUDIO)) for t in later]
-        await until(lambda: limiter(policy).stats()["waiting"] == 2, "two streams queued")
-        assert sim.stats.connections == 3  # the queued streams have not reached the gateway
-        await first.send_all(chunks(AUDIO, 2500), realtime=False)
-        await first.finish()
-        await second.send_all(chunks(AUDIO), realtime=False)
-        await second.finish()
+        try:
+            await until(lambda: limiter(policy).stats()["waiting"] == 2, "two streams queued")
+            assert sim.stats.connections == 3  # the queued streams have not reached the gateway
+            await first.send_all(chunks(AUDIO, 2500), realtime=False)
+            await first.finish()
+            await second.send_all(chunks(AUDIO), realtime=False)
+            await second.finish()
+        except BaseException:
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            raise
     results = [await task for task in waiting]
     resumed = await events.done()
-    assert len(ends(resumed)) == SENTENCES
+    assert indexes(resumed) == EVERY_SENTENCE  # none lost, none twice across the resume
     assert len(reconnects(resumed)) == 1
-    assert [len(ends(r)) for r in results] == [SENTENCES] * 2
+    assert [indexes(r) for r in results] == [EVERY_SENTENCE] * 2
     assert_within_quota(sim)
     await assert_settled(sim, policy)
