@@ -232,6 +232,26 @@ async def test_slow_delays_every_event(sim: Simulator, namespace: str) -> None:
     assert isinstance(events[-1], Completed)
 
 
+async def test_trickle_drips_a_frame_a_byte_at_a_time(sim: Simulator) -> None:
+    """trickle: the next frame arrives in many one-byte reads, and intact (a slowloris)."""
+    sim.set_scenario([Fault("trickle", "start", delay=0.003)])
+    async with task(sim, RECOGNIZER) as t:
+        reads: list[int] = []
+        received = t.ws.data_received
+
+        def counting(data: bytes) -> None:
+            reads.append(len(data))
+            received(data)
+
+        t.ws.data_received = counting  # type: ignore[method-assign]
+        assert isinstance(await t.start(), Started)
+        # A few reads may coalesce on a loaded machine; a whole frame in one read would not.
+        assert len(reads) > 20
+        assert max(reads) < sum(reads) // 4
+        t.ws.transport.abort()  # the rest would trickle too
+    assert sim.stats.faults == {"trickle": 1}
+
+
 @SERVICES
 @pytest.mark.parametrize("frame", ["text", "binary"])
 async def test_garbage_frame_then_the_task_goes_on(

@@ -185,6 +185,26 @@ async def test_rest_stall_and_slow(sim: Simulator) -> None:
     assert (await post(sim)).json()["status"] == 20000000
 
 
+async def test_rest_trickle_drips_the_answer(sim: Simulator) -> None:
+    """trickle: the headers at once, then the body in many one-byte reads, intact at the end."""
+    sim.set_scenario([Fault("trickle", "start", delay=0.002, service=("rest",))])
+    params: dict[str, str | int] = {"appkey": sim.appkey, "format": "pcm", "sample_rate": 16000}
+    headers = {"X-NLS-Token": sim.token(), "Content-Type": "application/octet-stream"}
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        request = client.build_request(
+            "POST", sim.rest_url, params=params, headers=headers, content=SPEECH
+        )
+        response = await client.send(request, stream=True)
+        held = sim.stats.concurrent.get("default")  # the headers came: the answer is under way
+        reads = [chunk async for chunk in response.aiter_raw()]
+        await response.aclose()
+    body = b"".join(reads)
+    assert len(body) == int(response.headers["Content-Length"])
+    assert len(reads) > 20  # a few reads may coalesce on a loaded machine
+    assert httpx.Response(200, content=body).json()["status"] == 20000000
+    assert held == 1  # the request keeps its slot while the answer drips
+
+
 async def test_websocket_only_fault_spares_rest(sim: Simulator) -> None:
     """A fault for SpeechRecognizer does not touch REST requests."""
     sim.set_scenario([Fault("code", "start", code=50000000, service=("SpeechRecognizer",))])

@@ -57,6 +57,7 @@ def test_mapping_round_trip(tmp_path: Path) -> None:
         ("faults: [{action: code}]", "faults[0]: code: the 'code' action needs a code"),
         ("faults: [{action: code, phase: handshake, code: 40000005}]", "HTTP status"),
         ("faults: [{action: slow}]", "faults[0]: delay:"),
+        ("faults: [{action: trickle, delay: 0}]", "faults[0]: delay:"),
         ("faults: [{action: close, after_ms: 5}]", "after_ms: a non-negative number"),
         ("faults: [{action: close, probability: 2}]", "probability: must be between 0 and 1"),
         ("faults: [{action: close, every: 0}]", "every: must be at least 1"),

@@ -97,6 +97,9 @@ class Gateway:
                 admission.slow = fault.delay or 0.0
                 if await ctx.pause(admission.slow, connection.wait_closed()):
                     return _respond(connection, HTTPStatus.SERVICE_UNAVAILABLE)
+            elif fault.action == "trickle":
+                # The handshake's response is websockets' to write: the frames after it trickle.
+                admission.trickle = fault.delay or 0.0
             elif fault.action == "revoke_token" and token:
                 ctx.store.revoke(token)
         if not token or not ctx.store.known_token(token):

@@ -104,6 +104,7 @@ class RestCall:
         self.task_id = new_id()
         self.token = request.headers.get("X-NLS-Token") or request.query.get("token", "")
         self.slow = 0.0
+        self.trickle = 0.0
         self.fired: set[int] = set()
         self.account: Account | None = None
 
@@ -113,6 +114,8 @@ class RestCall:
             response = await self._run()
             if self.slow and await self.ctx.pause(self.slow):
                 raise _Dropped
+            if self.trickle and isinstance(response, web.Response):
+                return await self._drip(response)
             return response
         except _Dropped:
             # aiohttp must still get a response object; the transport is gone, nothing is sent.
@@ -122,6 +125,25 @@ class RestCall:
             if self.account is not None:
                 self.ctx.store.release_slot(self.account)
                 self.ctx.stats.slot_released(self.account.name)
+
+    async def _drip(self, response: web.Response) -> web.StreamResponse:
+        """Send ``response`` with its body one byte each ``trickle`` seconds (a slowloris).
+
+        The headers (Content-Length included) go at once; every byte then keeps a client's
+        per-read timeout alive, so only a bound on the whole exchange ends the wait. The slot
+        stays taken until the last byte: the answer is still being given.
+        """
+        body = response.body
+        data = body if isinstance(body, bytes) else b""
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        stream.content_length = len(data)
+        await stream.prepare(self.request)
+        for at in range(len(data)):
+            if at and await self.ctx.pause(self.trickle):
+                raise _Dropped
+            await stream.write(data[at : at + 1])
+        await stream.write_eof()
+        return stream
 
     def _error(self, code: int, message: str) -> web.Response:
         self.ctx.stats.count_failure(code)
@@ -202,6 +224,8 @@ class RestCall:
                 raise _Dropped
         elif fault.action == "slow":
             self.slow = fault.delay or 0.0
+        elif fault.action == "trickle":
+            self.trickle = fault.delay or 0.0
         elif fault.action == "garbage":
             # One response only, so the garbage is the answer.
             if fault.frame == "binary":

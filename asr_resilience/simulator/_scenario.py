@@ -19,6 +19,7 @@ YAML shape::
       - {action: code, phase: handshake, code: 503, burst: {start: 10, length: 4}}
       - {action: stall, phase: stop, delay: 2.5, probability: 0.1, service: SpeechTranscriber}
       - {action: slow, phase: start, delay: 0.2, times: 1}
+      - {action: trickle, phase: start, delay: 1.0, service: SpeechRecognizer}
       - {action: garbage, phase: audio, frame: binary}
       - {action: revoke_token, phase: start, sessions: [1]}
 """
@@ -36,7 +37,7 @@ import yaml
 
 from .._catalog import catalog
 
-Action = Literal["code", "close", "reset", "stall", "slow", "garbage", "revoke_token"]
+Action = Literal["code", "close", "reset", "stall", "slow", "trickle", "garbage", "revoke_token"]
 Phase = Literal["handshake", "start", "audio", "stop"]
 Service = Literal["SpeechRecognizer", "SpeechTranscriber", "rest"]
 FrameKind = Literal["text", "binary"]
@@ -64,7 +65,8 @@ class Fault:
     """``code``: the status text; default: the catalog's (seed) message for the code."""
     delay: float | None = None
     """``stall``: seconds to stop answering (None = until the client or simulator gives up);
-    ``slow``: seconds added before every later event."""
+    ``slow``: seconds added before every later event; ``trickle``: seconds between the bytes of
+    every later frame (REST: of the answer), a slowloris that keeps each read alive."""
     after_ms: int = 0
     """``audio`` phase: fire once this much audio (ms) has arrived."""
     frame: FrameKind = "text"
@@ -98,8 +100,8 @@ class Fault:
             return "code: the 'code' action needs a code"
         if self.delay is not None and self.delay < 0:
             return "delay: must not be negative"
-        if self.action == "slow" and not self.delay:
-            return "delay: the 'slow' action needs a delay in seconds"
+        if self.action in ("slow", "trickle") and not self.delay:
+            return f"delay: the '{self.action}' action needs a delay in seconds"
         if self.after_ms < 0 or (self.after_ms and self.phase != "audio"):
             return "after_ms: a non-negative number of ms, only for the audio phase"
         if self.frame not in get_args(FrameKind):

@@ -17,6 +17,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from ..protocol import RECOGNIZER, Audio, Directive, GatewayProtocol, GatewayReject
 from ..protocol._messages import CONTROL
@@ -48,6 +49,7 @@ class Admission:
     number: int
     token: str
     slow: float = 0.0
+    trickle: float = 0.0
 
 
 class _Over(Exception):
@@ -65,6 +67,7 @@ class Session:
         self.number = admission.number
         self.token = admission.token
         self.slow = admission.slow
+        self.trickle = admission.trickle
         self.protocol = GatewayProtocol(max_vocabulary=ctx.config.max_vocabulary)
         self.service: str | None = None
         self.account: Account | None = None
@@ -290,7 +293,25 @@ class Session:
     async def _send(self, frame: str) -> None:
         if self.slow and await self.ctx.pause(self.slow):
             raise _Over
-        await self.connection.send(frame)
+        if self.trickle:
+            await self._trickle(frame)
+        else:
+            await self.connection.send(frame)
+
+    async def _trickle(self, frame: str) -> None:
+        """Write ``frame`` one byte at a time, ``trickle`` seconds apart (a slowloris).
+
+        Every byte keeps a per-read timeout alive; only a bound on the whole wait ends it. The
+        bytes go straight to the transport as one well-formed unmasked text frame (RFC 6455
+        §5.2), so a client that waits long enough reads the event intact.
+        """
+        data = Frame(Opcode.TEXT, frame.encode()).serialize(mask=False)
+        transport = self.connection.transport
+        for at in range(len(data)):
+            if at and await self.ctx.pause(self.trickle, self.connection.wait_closed()):
+                drop(transport)
+                raise _Over
+            transport.write(data[at : at + 1])
 
     async def _fail(self, code: int, text: str) -> None:
         """TaskFailed, then close (PROTOCOL.md "Events")."""
@@ -343,6 +364,8 @@ class Session:
                 raise _Over
         elif fault.action == "slow":
             self.slow = fault.delay or 0.0
+        elif fault.action == "trickle":
+            self.trickle = fault.delay or 0.0
         elif fault.action == "garbage":
             # A broken frame, then the task carries on: what the client makes of it is the test.
             await self.connection.send(GARBAGE_BINARY if fault.frame == "binary" else GARBAGE_TEXT)
