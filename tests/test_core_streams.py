@@ -17,7 +17,7 @@ import pytest
 
 from asr_resilience.clients import StreamEvent, Transcriber
 from asr_resilience.limits import get_scope
-from asr_resilience.limits.limiter import Limiter
+from asr_resilience.limits._limiter import Limiter
 from asr_resilience.policy import Policy
 from asr_resilience.simulator import Account, Fault, Simulator
 
