@@ -30,6 +30,8 @@ from asr_resilience.policy import (
 from asr_resilience.policy._matchers import CodePattern, codes, http_status, message, transport
 from asr_resilience.policy._model import JITTERS
 
+from .helpers import write_policy
+
 DEFAULT = load_policy("default")
 
 # Every code of the vendor's seed table (and the codes the default policy names).
@@ -655,3 +657,19 @@ def test_decision_schedule_uses_the_rule_backoff() -> None:
     assert list(schedule) == sorted(schedule)
     assert schedule[0] == decision.backoff.initial
     assert all(0 < value <= decision.backoff.max for value in schedule)
+
+
+def test_a_child_narrowing_concurrency_bounds_clamps_the_inherited_initial(
+    tmp_path: Path,
+) -> None:
+    """``concurrency: {adaptive: true, max: 2}`` over default (initial 4) starts at 2."""
+    policy = write_policy(tmp_path, "concurrency: {adaptive: true, max: 2}\n")
+    assert (policy.concurrency.initial, policy.concurrency.max) == (2, 2)
+
+
+def test_an_explicit_initial_outside_the_bounds_is_still_refused(tmp_path: Path) -> None:
+    """An ``initial`` the same file sets outside min..max is an error naming that file."""
+    with pytest.raises(PolicyError) as info:
+        write_policy(tmp_path, "concurrency: {adaptive: true, initial: 5, max: 2}\n")
+    assert "concurrency.initial: 5 is outside min..max (1..2)" in str(info.value)
+    assert "default.yaml" not in str(info.value)

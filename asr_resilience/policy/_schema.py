@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from .._errors import PolicyIssue
@@ -178,6 +179,11 @@ class Validator(RuleChecks):
             where = items.get("max") or items.get("min") or loc
             self.fail(where, "concurrency.max", f"{settings.max} is below min {settings.min}")
         elif not settings.min <= settings.initial <= settings.max:
+            if _inherited(loc, items, "initial", ("min", "max")):
+                # A child that narrows min..max means its bounds; the parent's start follows.
+                return replace(
+                    settings, initial=min(settings.max, max(settings.min, settings.initial))
+                )
             where = items.get("initial") or loc
             self.fail(
                 where,
@@ -222,6 +228,11 @@ class Validator(RuleChecks):
             where = items.get("max") or items.get("min") or loc
             self.fail(where, "fleet.max", f"{settings.max} is below min {settings.min}")
         elif not settings.min <= settings.initial <= settings.max:
+            if _inherited(loc, items, "initial", ("min", "max")):
+                # A child that narrows min..max means its bounds; the parent's start follows.
+                return replace(
+                    settings, initial=min(settings.max, max(settings.min, settings.initial))
+                )
             where = items.get("initial") or loc
             self.fail(
                 where,
@@ -296,3 +307,15 @@ def _section(
         return parse(loc)
     except Invalid:
         return default
+
+
+def _inherited(
+    loc: Located, items: dict[str, Located], field: str, bounds: tuple[str, ...]
+) -> bool:
+    """Whether ``field`` comes from a parent file while this file set one of the bounds."""
+    own = items.get(field)
+    return (
+        own is not None
+        and own.file != loc.file
+        and any(items[bound].file == loc.file for bound in bounds if bound in items)
+    )
