@@ -413,3 +413,38 @@ def test_gave_up_event_and_hooks() -> None:
     assert [e["event"] for e in logs] == ["asr_resilience.gave_up"]
     assert logs[0]["error"] == "FixClientError"
     assert seen == ["asr_resilience.gave_up"]
+
+
+def test_a_sync_function_with_an_attempt_keyword_gets_the_time_left(tmp_path: Path) -> None:
+    """A decorated function that declares ``attempt`` receives it, with the call's time left."""
+    policy = write_policy(tmp_path, "defaults: {deadline: 10s}\n")
+    fake = FakeClock()
+    seen: list[tuple[int, float]] = []
+
+    @ar.resilient(policy, scope="attempt-keyword", clock=fake.clock())
+    def call(*, attempt: ar.Attempt | None = None) -> str:
+        assert attempt is not None
+        seen.append((attempt.number, attempt.remaining))
+        fake.advance(3)  # the attempt itself takes 3 s
+        if attempt.number == 1:
+            raise ar.NlsError(50000000, "GRPC_ERROR")
+        return "ok"
+
+    assert call() == "ok"
+    assert seen[0] == (1, 10.0)
+    number, remaining = seen[1]
+    assert number == 2
+    assert remaining == pytest.approx(10.0 - 3.0 - fake.sleeps[0])
+
+
+def test_a_function_without_an_attempt_keyword_is_called_as_written(tmp_path: Path) -> None:
+    """Only a function that names ``attempt`` receives it (not one taking only ``**kwargs``)."""
+    received: list[dict[str, Any]] = []
+
+    @ar.resilient("default", scope="no-attempt-keyword")
+    def call(**kwargs: Any) -> str:
+        received.append(kwargs)
+        return "ok"
+
+    assert call(x=1) == "ok"
+    assert received == [{"x": 1}]

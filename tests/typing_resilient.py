@@ -50,6 +50,14 @@ def check_sync_function() -> None:
     del result
 
 
+def check_attempt_keyword() -> None:
+    @ar.resilient("default")
+    def f(path: str, *, attempt: ar.Attempt | None = None) -> float:
+        return attempt.remaining if attempt is not None else 0.0
+
+    assert_type(f("x"), float)
+
+
 def check_policy_forms() -> None:
     @ar.resilient()
     def by_env() -> int:

@@ -51,6 +51,8 @@ __all__ = ["Attempt", "DeadlineTimeout"]
 
 _PASSED = "the call's deadline passed during {}"
 
+_NO_TICKET = -1  # the breaker has not been asked yet
+
 _FIRED = 1  # the deadline timer cancelled the attempt
 _HELD = 2  # the slot outlives the block (a stream leg)
 _CLOSED = 4  # settled: the slot went back, the outcome was decided
@@ -68,7 +70,7 @@ class Attempt:
     """
 
     # Only what every attempt needs is set in __init__ (this is the hot path of every call);
-    # the rest (_failure, _phase, _ticket, _timer) is set where it arises and read with a
+    # the rest (_failure, _phase, _timer, _watch) is set where it arises and read with a
     # default.
     __slots__ = (
         "_failure",
@@ -105,6 +107,7 @@ class Attempt:
         """The token this attempt uses ("" without a TokenManager)."""
         self._permit: Permit | None = None
         self._flags = 0
+        self._ticket = _NO_TICKET
 
     @property
     def failure(self) -> Failure | None:
@@ -128,7 +131,7 @@ class Attempt:
         state = self.state
         scope = state.scope
         breaker = scope.breaker
-        if breaker is not None and getattr(self, "_ticket", None) is None:
+        if breaker is not None and self._ticket == _NO_TICKET:
             ticket = breaker.ticket()
             if ticket == REFUSED:
                 raise CircuitOpen()
@@ -333,7 +336,7 @@ class Attempt:
                 breaker.record_success(now)
             return
         if failure is None:
-            if getattr(self, "_ticket", None) == PROBE and breaker is not None:
+            if self._ticket == PROBE and breaker is not None:
                 breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
             return
         if first and scope.budget is not None:
