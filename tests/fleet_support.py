@@ -393,3 +393,88 @@ class CountingRedisProvider:
         """Close its Redis connection."""
         with contextlib.suppress(Exception):
             self._client.close()
+
+
+def _label(exc: BaseException) -> str:
+    """An exception's type, with the vendor code of its cause when it has one."""
+    code = getattr(exc.__cause__, "code", None)
+    return f"{type(exc).__name__}:{code}" if code is not None else type(exc).__name__
+
+
+PROGRESS_OK, PROGRESS_FAILED, PROGRESS_LOCAL, PROGRESS_ADMITTING = range(4)
+"""Fields of :func:`recognize_until_stopped`'s shared ``progress`` array."""
+
+
+def recognize_until_stopped(
+    gateway_url: str,
+    appkey: str,
+    token: str,
+    policy_path: str,
+    audio: bytes,
+    callers: int,
+    ready: Any,
+    stop: Any,
+    progress: Any,
+    results: Any,
+    name: str,
+) -> None:
+    """``callers`` tasks recognize ``audio`` through one Recognizer, call after call, until
+    ``stop``.
+
+    ``progress`` (a shared array, written only here) shows the parent how far it got: calls
+    that succeeded, calls that failed, successful calls that ran while the fleet limiter was not
+    admitting (local fallback or recovery grace, seen before and after the call), and whether
+    the limiter admits fleet work now. The tally goes on ``results`` at the end.
+    """
+    _quiet()
+    import asyncio
+    import traceback
+    from collections import Counter
+
+    import asr_resilience as ar
+    from asr_resilience.fleet import close_shared_connections
+    from asr_resilience.limits import get_scope, reset_scopes
+
+    failures: Counter[str] = Counter()
+    tally: dict[str, Any] = {"ok": 0, "attempts": 0, "lost_leases": 0, "error": ""}
+    try:
+        policy = ar.load_policy(policy_path)
+        recognizer = ar.Recognizer(gateway_url, appkey, token, policy, scope=appkey)
+        limiter: Any = get_scope(appkey, policy).limiter
+        limiter.fleet_stats()  # Redis is reached before the parent is told we are ready
+        progress[PROGRESS_ADMITTING] = int(limiter.admitting)
+
+        async def caller() -> None:
+            while not stop.is_set():
+                local_before = not limiter.admitting
+                try:
+                    result = await recognizer.recognize(audio)
+                except Exception as exc:
+                    failures[_label(exc)] += 1
+                    progress[PROGRESS_FAILED] += 1
+                else:
+                    tally["ok"] += 1
+                    tally["attempts"] += result.attempts
+                    progress[PROGRESS_OK] += 1
+                    if local_before and not limiter.admitting:
+                        progress[PROGRESS_LOCAL] += 1
+
+        async def watch() -> None:
+            # Sampled, not set at the end of calls: callers may all be waiting for a slot.
+            while not stop.is_set():
+                progress[PROGRESS_ADMITTING] = int(limiter.admitting)
+                await asyncio.sleep(0.005)
+
+        async def main() -> None:
+            await asyncio.gather(watch(), *(caller() for _ in range(callers)))
+
+        ready.set()
+        asyncio.run(main())
+        tally["lost_leases"] = int(limiter.stats().get("lost_leases", 0))
+    except BaseException:
+        tally["error"] = traceback.format_exc()
+        raise
+    finally:
+        results.put((name, tally, dict(failures)))
+        reset_scopes()  # the leases go back to the fleet
+        close_shared_connections()

@@ -556,6 +556,36 @@ def test_fleet_slots_held_through_an_outage_count_against_the_local_share(
         connection.close()
 
 
+def test_a_worker_over_its_share_at_the_outage_shrinks_the_others_local_share(
+    private_redis: fs.RedisServer,
+) -> None:
+    """Cut off while another worker holds 3 of 4, a worker admits only the 1 slot left."""
+    conns = [FleetConnection.from_url(private_redis.url, probe_interval=0.05) for _ in range(2)]
+    big, small = (FleetLimiter(c, "limiter:{acct}", quota=4, fallback_share=0.5) for c in conns)
+    try:
+        big_held = [_take(big) for _ in range(3)]
+        small_held = _take(small)  # its last look at the fleet: the others hold 3
+        private_redis.kill()
+        # Share 2 each, but the big worker's 3 run on: the small one may run 1 in all.
+        assert small.acquire_sync(timeout=0.2) is None
+        assert big.acquire_sync(timeout=0.2) is None
+        small_held.release("success")
+        local = _take(small, timeout=5)
+        assert not isinstance(local, FleetPermit)
+        big_held[0].release("success")
+        assert small.acquire_sync(timeout=0) is None  # it cannot see the big worker's release
+        private_redis.start()
+        fs.wait_until(lambda: small.admitting and big.admitting, what="both to resume")
+        assert small.fallback.slots == 2  # the ceiling is lifted with the fleet back
+        for permit in (*big_held[1:], local):
+            permit.release("success")
+    finally:
+        for limiter in (big, small):
+            limiter.close()
+        for conn in conns:
+            conn.close()
+
+
 def test_quota_holds_through_a_redis_restart_under_load(private_redis: fs.RedisServer) -> None:
     """Two workers, 8 threads, quota 4, Redis killed and restarted: never more than 4 in flight."""
     import redis

@@ -132,6 +132,23 @@ def test_never_below_min() -> None:
     assert limiter.slots == 3
 
 
+def test_ceiling_caps_slots_below_min_and_lifting_it_serves_waiters() -> None:
+    """set_ceiling(0) admits nobody whatever the limit; set_ceiling(None) wakes the waiters."""
+    limiter = _limiter(initial=4, high=4)
+    limiter.set_ceiling(0)
+    assert limiter.slots == 0
+    assert limiter.acquire_sync(timeout=0) is None
+    got: list[Permit | None] = []
+    waiter = threading.Thread(target=lambda: got.append(limiter.acquire_sync(timeout=10)))
+    waiter.start()
+    while limiter.stats()["waiting"] == 0:
+        threading.Event().wait(0.001)
+    limiter.set_ceiling(None)
+    waiter.join()
+    assert got[0] is not None
+    assert limiter.slots == 4
+
+
 def test_dropped_leaves_the_limit_alone() -> None:
     """A ``dropped`` outcome frees the slot and changes nothing else."""
     limiter = _limiter(initial=4)

@@ -38,7 +38,15 @@ When Redis is unavailable (see :mod:`.connection`), acquisitions go to a local
 :class:`AdaptiveLimiter` holding this process's share, and waiters already queued for the fleet
 are moved to it. The share counts every call this process has in flight, not only the ones it
 admits itself: the fleet permits still held when Redis went away are *adopted* by it (each
-holds a local slot until released), so the process never runs more than its share while cut off.
+holds a local slot until released), so the process admits nothing new while it runs its share.
+
+Adopted permits may exceed the share (fleet admission does not split the quota evenly), and the
+other workers' shares do not shrink to make up for it. So while cut off, a worker also admits
+no more than the fleet's slots minus the leases the *other* workers held when it last asked
+Redis for slots: a ceiling on the local share (possibly 0), lifted when fleet admission resumes.
+With two workers of half the quota each, the quota then holds whoever held what when Redis went
+away. The view is as fresh as this worker's last acquisition: a worker that asked for no fleet
+slot for a while does not know what the others hold now.
 
 Recovery keeps the quota by *registering*, not by draining. When Redis answers again the worker
 thread, before any new fleet admission, writes one lease per local permit still held (and
@@ -212,6 +220,8 @@ class FleetLimiter:
         self._thread: threading.Thread | None = None
         self._slots = quota if quota is not None else self._initial  # as last seen in Redis
         self._fleet_in_flight = 0
+        self._others_held = 0  # leases of the other workers, as last seen
+        self._capped_for = -1  # the outage count the local share's ceiling was set for
         self._epoch = 0  # the fleet's epoch as last seen
         self._lost = 0
         # Fleet admission is on while _synced == connection.outages (see "Without Redis").
@@ -395,6 +405,7 @@ class FleetLimiter:
     def _local_plan(self, deadline: float | None) -> Plan[Permit | None]:
         """A local slot; exchanged for a fleet slot if the fleet came back meanwhile."""
         self._adopt_live()
+        self._cap_fallback()
         self._ensure_worker_if_needed()
         permit = yield from self._fallback.plan(_remaining(deadline))
         if permit is None:
@@ -433,6 +444,18 @@ class FleetLimiter:
                 if permit._shadow is None:
                     permit._shadow = self._fallback.adopt()
             self._unadopted = False
+
+    def _cap_fallback(self) -> None:
+        """Cut off: admit locally no more than the fleet's slots the others left (see above)."""
+        outages = self._connection.outages
+        if self._capped_for == outages or self._connection.healthy or outages == 0:
+            return  # set already; or not an outage (recovering, repairing, no Redis at all)
+        with self._cond:
+            if self._capped_for == outages:
+                return
+            self._capped_for = outages
+            ceiling = self._slots - self._others_held
+        self._fallback.set_ceiling(ceiling)
 
     def _ensure_worker_if_needed(self) -> None:
         # Going local while Redis answers (recovering, repairing): the worker must sync.
@@ -617,6 +640,7 @@ class FleetLimiter:
             self._synced = outages
             self._hold_until = None
             registered = len(self._local)
+        self._fallback.set_ceiling(None)  # the next outage sets its own
         emit("fleet_limiter_resumed", level="info", key=self.key, local_registered=registered)
 
     def _push_holders(self) -> None:
@@ -735,6 +759,10 @@ class FleetLimiter:
                 self._queued = grant < want
             self._slots = slots
             self._fleet_in_flight = held
+            # Ours in Redis at this reply: live, just granted, registered, released but unsent.
+            mine = len(self._live) + grant + len(self._releases)
+            mine += sum(1 for lease in self._local.values() if lease is not None)
+            self._others_held = max(0, held - mine)
             self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 

@@ -120,6 +120,7 @@ class AdaptiveLimiter:
         self._max = max(self._min, settings.max)
         self._limit = float(min(self._max, max(self._min, settings.initial)))
         self._ssthresh = float(self._max)
+        self._ceiling: int | None = None
         self._slots = self._slots_for(self._limit)
         self._in_flight = 0
         self._epoch = 0
@@ -245,12 +246,30 @@ class AdaptiveLimiter:
         if self._on_release is not None:
             self._on_release(permit, outcome)
 
+    def set_ceiling(self, ceiling: int | None) -> None:
+        """Allow at most ``ceiling`` calls in flight whatever the limit (even 0); None lifts it.
+
+        The fleet's limiter sets it while cut off from Redis: its share minus what the other
+        workers may still be running. Waiters are served at once if the slot count rises.
+        """
+        with self._lock:
+            self._ceiling = None if ceiling is None else max(0, ceiling)
+            self._slots = self._slots_for(self._limit)
+            woken = []
+            while self._waiters and self._in_flight < self._slots:
+                woken.append(self._waiters.serve(self._grant()))
+        for waiter in woken:
+            if not waiter.wake():
+                assert waiter.value is not None
+                waiter.value.release("dropped")
+
     def _set_limit(self, limit: float) -> None:
         self._limit = limit
         self._slots = self._slots_for(limit)
 
     def _slots_for(self, limit: float) -> int:
-        return max(self._min, math.floor(limit))
+        slots = max(self._min, math.floor(limit))
+        return slots if self._ceiling is None else min(self._ceiling, slots)
 
     def __repr__(self) -> str:
         return (

@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass
 class SimulatorStats:
-    """What happened so far; every field only grows, except ``concurrent``."""
+    """What happened so far; every field only grows, except ``concurrent`` and the phase peak."""
 
     connections: int = 0
     """WebSocket handshakes received (each one is a numbered session)."""
@@ -38,6 +38,8 @@ class SimulatorStats:
     """Slots held now, by account."""
     max_concurrent: dict[str, int] = field(default_factory=dict)
     """Most slots held at once, by account."""
+    peak_concurrent: dict[str, int] = field(default_factory=dict)
+    """Most slots held at once since the last :meth:`take_peak` (or the start), by account."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_failure(self, code: int) -> None:
@@ -53,10 +55,21 @@ class SimulatorStats:
             now = self.concurrent.get(account, 0) + 1
             self.concurrent[account] = now
             self.max_concurrent[account] = max(now, self.max_concurrent.get(account, 0))
+            self.peak_concurrent[account] = max(now, self.peak_concurrent.get(account, 0))
 
     def slot_released(self, account: str) -> None:
         with self._lock:
             self.concurrent[account] = max(0, self.concurrent.get(account, 0) - 1)
+
+    def take_peak(self) -> dict[str, int]:
+        """The peaks since the last call (a test's phase), by account; the next phase starts now.
+
+        The next phase's peak starts at the slots held now: a session that spans the boundary
+        counts in both phases, as it was open in both.
+        """
+        with self._lock:
+            peaks, self.peak_concurrent = self.peak_concurrent, dict(self.concurrent)
+            return peaks
 
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of every counter, as plain data."""
@@ -74,4 +87,5 @@ class SimulatorStats:
                 "audio_bytes": self.audio_bytes,
                 "concurrent": dict(self.concurrent),
                 "max_concurrent": dict(self.max_concurrent),
+                "peak_concurrent": dict(self.peak_concurrent),
             }
