@@ -288,12 +288,17 @@ def compete(
     key_prefix: str,
     quota: int,
     threads: int,
+    ready: Any,
     start: Any,
     stop: Any,
     results: Any,
     name: str,
 ) -> None:
-    """``threads`` threads take and release fleet slots until ``stop``; report the grants."""
+    """``threads`` threads take and release fleet slots until ``stop``; report the grants.
+
+    Releases ``ready`` once it can compete, then waits for ``start``: a process that spawns
+    slowly must not find the race run without it.
+    """
     _quiet()
     from asr_resilience.fleet import FleetConnection, FleetLimiter
 
@@ -314,7 +319,8 @@ def compete(
             with lock:
                 granted += 1
 
-    start.wait(30)
+    ready.release()
+    start.wait(60)
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for thread in workers:
         thread.start()

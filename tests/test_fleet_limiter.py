@@ -245,9 +245,12 @@ def test_queued_worker_is_served_before_a_greedy_one(make: Any) -> None:
 def test_no_worker_starves_against_a_busier_one(redis_url: str, prefix: str) -> None:
     """A 1-thread worker against an 8-thread one on quota 1 gets about every other slot."""
     start, stop = fs.CONTEXT.Event(), fs.CONTEXT.Event()
+    ready = fs.CONTEXT.Semaphore(0)
     results = fs.CONTEXT.Queue()
-    busy = fs.spawn(fs.compete, redis_url, prefix, 1, 8, start, stop, results, "busy")
-    lone = fs.spawn(fs.compete, redis_url, prefix, 1, 1, start, stop, results, "lone")
+    busy = fs.spawn(fs.compete, redis_url, prefix, 1, 8, ready, start, stop, results, "busy")
+    lone = fs.spawn(fs.compete, redis_url, prefix, 1, 1, ready, start, stop, results, "lone")
+    for _ in range(2):  # both workers imported and connected: the race starts for both at once
+        assert ready.acquire(timeout=60), "a worker process did not start"
     start.set()
     connection = FleetConnection.from_url(redis_url)
     ticket = f"{prefix}limiter:{{acct}}:ticket"
