@@ -19,7 +19,13 @@ from typing import Any
 import structlog
 
 from .._errors import AsrResilienceError
-from ..clients import DEFAULT_GATEWAY, AudioData, load_audio
+from ..clients import (
+    DEFAULT_GATEWAY,
+    ONE_SENTENCE_MAX_BYTES,
+    ONE_SENTENCE_MAX_SECONDS,
+    AudioData,
+    load_audio,
+)
 from ..clients._credentials import APPKEY_ENV, TOKEN_ENV
 from ..tokens import StaticToken, TokenManager
 
@@ -68,9 +74,16 @@ def run_guarded(prog: str, work: Callable[[], int]) -> int:
         return 1
 
 
-def audio(args: argparse.Namespace) -> AudioData:
-    """The FILE argument's audio; unreadable or unsupported files are usage mistakes."""
+def audio(args: argparse.Namespace, *, one_sentence: bool = False) -> AudioData:
+    """The FILE argument's audio; unreadable, unsupported or too long files are usage mistakes.
+
+    ``one_sentence`` refuses audio past the one-sentence limits (60 s, 2 MB) before reading it.
+    """
     try:
+        if one_sentence:
+            return load_audio(
+                args.file, max_seconds=ONE_SENTENCE_MAX_SECONDS, max_bytes=ONE_SENTENCE_MAX_BYTES
+            )
         return load_audio(args.file)
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None

@@ -29,7 +29,7 @@ from ..retry._call import CallState
 from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
-from ._audio import AudioData, load_audio
+from ._audio import ONE_SENTENCE_MAX_BYTES, ONE_SENTENCE_MAX_SECONDS, AudioData, load_audio
 from ._credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
 from ._results import Recognition
 
@@ -89,6 +89,8 @@ class RestRecognizer:
             audio,
             format=format or self.params.get("format"),
             sample_rate=sample_rate or self.params.get("sample_rate"),
+            max_seconds=ONE_SENTENCE_MAX_SECONDS,
+            max_bytes=ONE_SENTENCE_MAX_BYTES,
         )
         if self.client is not None:
             return await self._recognize(self.client, data)
