@@ -137,9 +137,18 @@ class _Limits:
     seconds: float | None
     bytes: int | None
 
-    def check(self, label: str, size: int, rate: int | None) -> None:
-        """Refuse ``size`` bytes (of 16-bit mono PCM at ``rate``, if known) past the limits."""
-        if rate is not None and self.seconds is not None and size > 2 * rate * self.seconds:
+    def check(self, label: str, size: int, rate: object) -> None:
+        """Refuse ``size`` bytes (of 16-bit mono PCM at ``rate``, if known) past the limits.
+
+        A rate that is not a positive int (a caller's mistake the gateway reports with its own
+        code) gives no length: only the byte limit applies.
+        """
+        if (
+            isinstance(rate, int)
+            and rate > 0
+            and self.seconds is not None
+            and size > 2 * rate * self.seconds
+        ):
             raise ValueError(
                 f"{label} is {size / (2 * rate):.1f} s long; one-sentence recognition takes at "
                 f"most {self.seconds:g} s: transcribe longer audio (Transcriber, "
