@@ -127,7 +127,7 @@ class ResilienceError(AsrResilienceError):
         self.code = code
         if action is not None:
             self.action = action
-        self.hint = hint
+        self.hint = hint or ""  # never rendered as "None"
         self.attempts: tuple[AttemptRecord, ...] = tuple(attempts)
 
     def __str__(self) -> str:

@@ -15,7 +15,17 @@ from typing import Any
 
 import structlog
 
-from . import classify, fleet, outage, overhead, quota, simulator, streaming, token_storm
+from . import (
+    classify,
+    fleet,
+    memory,
+    outage,
+    overhead,
+    quota,
+    simulator,
+    streaming,
+    token_storm,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -98,6 +108,9 @@ def table(results: dict[str, Any]) -> str:
     c = results.get("classify")
     if c:
         lines.append(f"classify: {c['decisions_per_second']:,} code-only decisions/s")
+    m = results.get("memory")
+    if m:
+        lines.append(memory.table(m))
     return "\n".join(lines)
 
 
@@ -111,6 +124,7 @@ def main() -> int:
     results["token_storm"] = _timed("token_storm", token_storm.run)
     results["simulator"] = _timed("simulator", simulator.run)
     results["streaming"] = _timed("streaming", streaming.run)
+    results["memory"] = _timed("memory", memory.run)
     if _redis_answers():
         results["fleet"] = _timed("fleet", fleet.run)
     else:

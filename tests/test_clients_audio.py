@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
+import tracemalloc
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,76 @@ async def test_replayable_stream_keeps_the_source_error() -> None:
         with pytest.raises(AudioSourceError, match="OSError: microphone unplugged") as info:
             [f async for f in stream.frames()]
         assert isinstance(info.value.__cause__, OSError)
+
+
+# -- one-sentence limits: refused from the size and the header, before the samples are read -----
+
+
+def _sparse(path: Path, head: bytes, size: int) -> Path:
+    """A file of ``size`` bytes starting with ``head``; the rest is a hole (no disk, no write)."""
+    with path.open("wb") as out:
+        out.write(head)
+        out.truncate(size)
+    return path
+
+
+def _wav_header(data_bytes: int, rate: int = 16000) -> bytes:
+    """A canonical 44-byte mono 16-bit WAV header announcing ``data_bytes`` of samples."""
+    header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    return header + b"data" + struct.pack("<I", data_bytes)
+
+
+def _peak_while(work: Callable[[], object]) -> int:
+    """Peak bytes Python allocated while ``work`` ran."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(ValueError):
+            work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_long_wav_is_refused_from_its_header_without_reading_it(tmp_path: Path) -> None:
+    """A 200 MB WAV (about 109 minutes) is refused for its length, reading only the header."""
+    size = 200 * 1024 * 1024
+    path = _sparse(tmp_path / "long.wav", _wav_header(size - 44), size)
+    with pytest.raises(
+        ValueError, match=r"6553\.6 s long; one-sentence recognition takes at most 60 s"
+    ):
+        load_audio(path, max_seconds=60, max_bytes=2 * 1024 * 1024)
+    peak = _peak_while(lambda: load_audio(path, max_seconds=60))
+    assert peak < 1024 * 1024, peak
+
+
+def test_long_raw_pcm_is_refused_from_the_file_size(tmp_path: Path) -> None:
+    """A 200 MB raw PCM file is refused from its size alone, before any sample is read."""
+    path = _sparse(tmp_path / "long.pcm", b"\0\0", 200 * 1024 * 1024)
+    peak = _peak_while(lambda: load_audio(path, max_seconds=60))
+    assert peak < 1024 * 1024, peak
+    with pytest.raises(ValueError, match="takes at most 60 s"):
+        load_audio(path, max_seconds=60)
+
+
+def test_compressed_audio_is_held_to_the_byte_limit(tmp_path: Path) -> None:
+    """An MP3 (length unknown without decoding) is refused past max_bytes."""
+    path = _sparse(tmp_path / "big.mp3", b"ID3", 3 * 1024 * 1024)
+    with pytest.raises(ValueError, match="takes at most 2097152 bytes"):
+        load_audio(path, max_seconds=60, max_bytes=2 * 1024 * 1024)
+
+
+def test_wav_with_a_placeholder_length_is_judged_by_its_file_size() -> None:
+    """A streamed WAV announcing 0xFFFFFFFF bytes but holding 2 s is accepted."""
+    pcm = tone_pcm(2000)
+    data = _wav_header(0xFFFFFFFF - 36)[:-4] + struct.pack("<I", 0xFFFFFFFF - 44) + pcm
+    audio = load_audio(data, max_seconds=60)
+    assert audio.data == pcm
+
+
+def test_audio_at_the_limit_is_accepted() -> None:
+    """Exactly 60 s of 16 kHz PCM passes the one-sentence limit."""
+    pcm = bytes(60 * 32000)
+    assert load_audio(wav_bytes(pcm), max_seconds=60, max_bytes=2 * 1024 * 1024).data == pcm
+    with pytest.raises(ValueError, match=r"60\.0 s long"):
+        load_audio(pcm + b"\0\0", max_seconds=60)

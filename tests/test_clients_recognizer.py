@@ -226,3 +226,16 @@ async def test_missing_credentials_are_refused_early(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("NLS_APPKEY", "env-key")
     rec = Recognizer("ws://127.0.0.1:1/ws/v1")
     assert (rec.appkey, await rec.tokens.get()) == ("env-key", "env-token")
+
+
+async def test_wav_longer_than_a_sentence_is_refused_before_connecting(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A 90 s WAV file is refused locally (ValueError naming the 60 s limit); no connection."""
+    path = tmp_path / "long.wav"
+    path.write_bytes(wav(bytes(90 * 32000)))
+    with pytest.raises(
+        ValueError, match=r"90\.0 s long; one-sentence recognition takes at most 60"
+    ):
+        await recognizer(sim).recognize(path)
+    assert sim.stats.connections == 0

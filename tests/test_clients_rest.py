@@ -103,3 +103,10 @@ async def test_answer_that_is_not_a_result_is_a_protocol_error(sim: Simulator) -
     with pytest.raises(ar.protocol.RemoteProtocolError, match="not an NLS result"):
         await rest(sim).recognize(SPEECH)
     assert sim.stats.rest_requests == 1
+
+
+async def test_audio_longer_than_a_sentence_is_refused_before_sending(sim: Simulator) -> None:
+    """61 s of PCM is refused locally (ValueError naming the 60 s limit); nothing is sent."""
+    with pytest.raises(ValueError, match="takes at most 60 s"):
+        await rest(sim).recognize(bytes(61 * 32000))
+    assert sim.stats.rest_requests == 0

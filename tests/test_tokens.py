@@ -582,14 +582,41 @@ def test_bad_provider_results_count_as_failures(bad: object) -> None:
 
 
 def test_already_expired_token_counts_as_a_failure() -> None:
-    """A token that has expired when it arrives is not stored."""
+    """A token that has expired when it arrives is not stored, and not asked for again at once."""
     manager = TokenManager(
         StaticToken("late", 10.0), clock=FakeClock(20.0), provider_attempts=2, sleep=Recorder()
     )
     with pytest.raises(TokenRefreshError, match="already expired"):
         manager.get_sync()
     assert manager.peek_token() is None
-    assert manager.provider_calls == 2
+    assert manager.provider_calls == 1
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "reason"),
+    [
+        (float("nan"), "expires at nan"),
+        (float("inf"), "expires at inf"),
+        (float("-inf"), "expires at -inf"),
+        (5.0, "already expired"),
+        ("tomorrow", "of type str"),
+    ],
+)
+def test_unusable_expiry_is_refused_once_not_refreshed_on_every_use(
+    expires_at: Any, reason: str
+) -> None:
+    """NaN, infinite, past or non-numeric expiry: refused, one provider call for 51 uses."""
+    manager = TokenManager(
+        StaticToken("odd-expiry", expires_at), clock=FakeClock(20.0), sleep=Recorder()
+    )
+    errors: list[TokenRefreshError] = []
+    for _ in range(51):
+        with pytest.raises(TokenRefreshError, match=reason) as info:
+            manager.get_sync()
+        errors.append(info.value)
+    assert manager.provider_calls == 1
+    assert manager.peek_token() is None
+    assert "odd-expiry" not in str(errors[0])
 
 
 def test_provider_failing_always_sync() -> None:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import AsrResilienceError, PolicyError
+from .._extras import MissingExtraError
 from ..observe import redact_text
 from . import _demo as demo
 from . import _explain as explain
@@ -15,6 +16,7 @@ from . import _policy_cmd as policy_cmd
 from . import _recognize as recognize
 from . import _simulate as simulate
 from . import _transcribe as transcribe
+from ._text import one_line
 
 DEBUG_ENV = "ASR_RESILIENCE_DEBUG"
 
@@ -53,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return 2
     except AsrResilienceError as exc:
+        sys.stderr.write(f"asr-resilience: {one_line(str(exc))}\n")
+        return 1
+    except MissingExtraError as exc:
         sys.stderr.write(f"asr-resilience: {exc}\n")
         return 1
     except KeyboardInterrupt:
@@ -63,13 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:
         # A file the user named cannot be read or written: say which, in one line.
-        sys.stderr.write(f"asr-resilience: {exc}\n")
+        sys.stderr.write(f"asr-resilience: {one_line(str(exc))}\n")
         return 2
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
         sys.stderr.write(
-            f"asr-resilience: unexpected {type(exc).__name__}: {redact_text(str(exc))} "
+            f"asr-resilience: unexpected {type(exc).__name__}: {one_line(redact_text(str(exc)))} "
             f"(set {DEBUG_ENV}=1 for the traceback)\n"
         )
         return 1

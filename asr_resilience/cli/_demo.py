@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from .._extras import requires_extra
 from ..observe import redact_processor
 from ..policy import load_policy
 
@@ -96,11 +97,17 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import _fleet as fleet
-    from ..demo import _plan as plan
-    from ..demo import _report as report
-    from ..demo import _runner as runner
-    from ..demo._record import Recorder
+    # The demo runs the simulator (extra ``simulator``) and draws with matplotlib (extra
+    # ``plot``): a missing one is said in one line before anything runs.
+    with requires_extra("asr-resilience demo"):
+        from ..demo import _fleet as fleet
+        from ..demo import _plan as plan
+        from ..demo import _report as report
+        from ..demo import _runner as runner
+        from ..demo._record import Recorder
+    if args.plot:
+        with requires_extra("asr-resilience demo --plot"):
+            import matplotlib  # noqa: F401
 
     policy = load_policy(args.policy)
     for option, value in (("--json", args.json), ("--plot", args.plot), ("--log", args.log)):

@@ -15,13 +15,22 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
 from .._errors import AsrResilienceError
-from ..clients import DEFAULT_GATEWAY, AudioData, load_audio
+from .._extras import MissingExtraError
+from ..clients import (
+    DEFAULT_GATEWAY,
+    ONE_SENTENCE_MAX_BYTES,
+    ONE_SENTENCE_MAX_SECONDS,
+    AudioData,
+    load_audio,
+)
 from ..clients._credentials import APPKEY_ENV, TOKEN_ENV
 from ..tokens import StaticToken, TokenManager
+from ._text import one_line
 
 
 class UsageError(Exception):
@@ -59,23 +68,50 @@ def run_guarded(prog: str, work: Callable[[], int]) -> int:
     try:
         return work()
     except UsageError as exc:
-        sys.stderr.write(f"{prog}: error: {exc}\n")
+        sys.stderr.write(f"{prog}: error: {one_line(str(exc))}\n")
         return 2
-    except AsrResilienceError:
+    except (AsrResilienceError, MissingExtraError):
         raise  # cli.main prints the message and the hint
     except Exception as exc:  # never a traceback
-        sys.stderr.write(f"{prog}: error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"{prog}: error: {type(exc).__name__}: {one_line(str(exc))}\n")
         return 1
 
 
-def audio(args: argparse.Namespace) -> AudioData:
-    """The FILE argument's audio; unreadable or unsupported files are usage mistakes."""
+def audio(args: argparse.Namespace, *, one_sentence: bool = False) -> AudioData:
+    """The FILE argument's audio; unreadable, unsupported or too long files are usage mistakes.
+
+    ``one_sentence`` refuses audio past the one-sentence limits (60 s, 2 MB) before reading it.
+    """
     try:
+        if one_sentence:
+            return load_audio(
+                args.file, max_seconds=ONE_SENTENCE_MAX_SECONDS, max_bytes=ONE_SENTENCE_MAX_BYTES
+            )
         return load_audio(args.file)
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def checked_url(value: str, option: str, schemes: tuple[str, ...]) -> str:
+    """``value`` if it is a URL with one of ``schemes``, a host and a valid port; else a
+    UsageError naming ``option`` (checked before any I/O, so a typo is one line, exit 2)."""
+    shown = repr(value if len(value) <= 100 else value[:97] + "...")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a port outside 0..65535)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {shown} is not a valid URL ({exc})") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        raise UsageError(f"{option}: {shown} is not a URL starting with {wanted} and a host")
+    return value
+
+
+def gateway(args: argparse.Namespace) -> str:
+    """``--gateway``, checked: a ws:// or wss:// URL."""
+    return checked_url(args.gateway, "--gateway", ("ws", "wss"))
 
 
 def appkey(args: argparse.Namespace) -> str:
@@ -94,6 +130,8 @@ def tokens(args: argparse.Namespace) -> TokenManager:
     # Imported here: the provider needs an optional extra that only this path uses.
     from ..tokens._aliyun import ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, AliyunTokenProvider
 
+    if args.meta is not None and "://" in args.meta:
+        checked_url(args.meta, "--meta", ("http", "https"))
     key_id = os.environ.get(ACCESS_KEY_ID_ENV, "")
     secret = os.environ.get(ACCESS_KEY_SECRET_ENV, "")
     if not (key_id and secret):
@@ -104,7 +142,7 @@ def tokens(args: argparse.Namespace) -> TokenManager:
     try:
         provider = AliyunTokenProvider(key_id, secret, endpoint=args.meta)
     except (ImportError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--meta: {exc}" if isinstance(exc, ValueError) else str(exc)) from None
     return TokenManager(provider)
 
 

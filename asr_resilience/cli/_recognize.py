@@ -60,8 +60,9 @@ def _print(result: Recognition, as_json: bool) -> int:
 
 
 def _recognize(args: argparse.Namespace) -> Recognition:
-    audio = nls_args.audio(args)
-    recognizer = Recognizer(args.gateway, nls_args.appkey(args), nls_args.tokens(args), args.policy)
+    gateway = nls_args.gateway(args)
+    audio = nls_args.audio(args, one_sentence=True)
+    recognizer = Recognizer(gateway, nls_args.appkey(args), nls_args.tokens(args), args.policy)
     with nls_args.events_to_stderr(args.verbose):
         try:
             return asyncio.run(

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .._extras import requires_extra
+
 if TYPE_CHECKING:
     from ..simulator import AccountStore
 
@@ -78,10 +80,8 @@ def _positive_float(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the simulator needs the optional ``simulator`` extra (numpy, aiohttp).
-    try:
+    with requires_extra("asr-resilience simulate"):  # a missing extra: cli.main says which
         from ..simulator import Scenario, Simulator, SimulatorConfig
-    except ImportError as exc:
-        return _error(f"the simulator needs the 'simulator' extra ({exc})")
     try:
         store = _accounts(args.accounts, args.quota)
         scenario = Scenario.from_yaml(args.scenario) if args.scenario else Scenario()

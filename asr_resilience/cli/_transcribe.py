@@ -64,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    gateway = nls_args.gateway(args)
     audio = nls_args.audio(args)
     appkey = nls_args.appkey(args)
     transcriber = Transcriber(
-        args.gateway,
+        gateway,
         appkey,
         nls_args.tokens(args),
         args.policy,

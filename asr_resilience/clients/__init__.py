@@ -8,6 +8,7 @@ throttling and drops are retried, and the rest ends in a typed error.
 from ._audio import (
     FRAME_BYTES,
     ONE_SENTENCE_MAX_BYTES,
+    ONE_SENTENCE_MAX_SECONDS,
     AudioData,
     AudioSourceError,
     ReplayableStream,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_REST_URL",
     "FRAME_BYTES",
     "ONE_SENTENCE_MAX_BYTES",
+    "ONE_SENTENCE_MAX_SECONDS",
     "AudioData",
     "AudioGap",
     "AudioSourceError",

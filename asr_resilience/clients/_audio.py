@@ -25,6 +25,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .._errors import AsrResilienceError
 from ..protocol._client import MAX_AUDIO_FRAME
@@ -33,6 +34,7 @@ from ..protocol._gateway import FORMATS, SAMPLE_RATES
 __all__ = [
     "FRAME_BYTES",
     "ONE_SENTENCE_MAX_BYTES",
+    "ONE_SENTENCE_MAX_SECONDS",
     "AudioData",
     "AudioSourceError",
     "ReplayableStream",
@@ -45,6 +47,8 @@ FRAME_BYTES = 3200
 """Bytes per audio frame: 100 ms of 16 kHz 16-bit mono PCM (PROTOCOL.md "Directives")."""
 ONE_SENTENCE_MAX_BYTES = 2 * 1024 * 1024
 """One-sentence recognition takes at most 2 MB per request (PROTOCOL.md "Limits")."""
+ONE_SENTENCE_MAX_SECONDS = 60.0
+"""One-sentence recognition takes at most 60 s of audio (PROTOCOL.md "Limits")."""
 
 AudioInput = bytes | bytearray | memoryview | str | os.PathLike[str]
 
@@ -94,7 +98,12 @@ class AudioData:
 
 
 def load_audio(
-    source: AudioInput, *, format: str | None = None, sample_rate: int | None = None
+    source: AudioInput,
+    *,
+    format: str | None = None,
+    sample_rate: int | None = None,
+    max_seconds: float | None = None,
+    max_bytes: int | None = None,
 ) -> AudioData:
     """Read audio from a file or bytes and tell its format and sample rate.
 
@@ -103,30 +112,82 @@ def load_audio(
     bytes without a ``format`` are PCM. ``sample_rate`` defaults to 16000 (the protocol's
     default) except for WAV, whose header decides. Raises ``ValueError`` saying what to do for
     audio the gateway would not take, and ``OSError`` for a file that cannot be read.
+
+    ``max_seconds`` (PCM and WAV, whose length is known) and ``max_bytes`` (any format) refuse
+    audio longer than the service takes, from the file's size and the WAV header, before the
+    samples are read: a 200 MB file costs no memory to refuse.
     """
-    name: str | None = None
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        name = str(path)
-        data = path.read_bytes()
-    label = name or "the audio"
-    if not data:
-        raise ValueError(f"{label} is empty: there is no audio to recognise")
     wanted = format.lower() if format is not None else None
     if wanted is not None and wanted not in FORMATS:
         raise ValueError(
             f"format {format!r} is not one the gateway takes ({', '.join(FORMATS)}): {_CONVERT}"
         )
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+    limits = _Limits(max_seconds, max_bytes)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        return _load(io.BytesIO(data), len(data), None, wanted, format, sample_rate, limits)
+    path = Path(source)
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        return _load(stream, size, str(path), wanted, format, sample_rate, limits)
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    seconds: float | None
+    bytes: int | None
+
+    def check(self, label: str, size: int, rate: object) -> None:
+        """Refuse ``size`` bytes (of 16-bit mono PCM at ``rate``, if known) past the limits.
+
+        A rate that is not a positive int (a caller's mistake the gateway reports with its own
+        code) gives no length: only the byte limit applies.
+        """
+        if (
+            isinstance(rate, int)
+            and rate > 0
+            and self.seconds is not None
+            and size > 2 * rate * self.seconds
+        ):
+            raise ValueError(
+                f"{label} is {size / (2 * rate):.1f} s long; one-sentence recognition takes at "
+                f"most {self.seconds:g} s: transcribe longer audio (Transcriber, "
+                "`asr-resilience transcribe`)"
+            )
+        if self.bytes is not None and size > self.bytes:
+            raise ValueError(
+                f"{label} is {size} bytes; one-sentence recognition takes at most {self.bytes} "
+                "bytes: transcribe longer audio (Transcriber, `asr-resilience transcribe`)"
+            )
+
+
+def _load(
+    stream: BinaryIO,
+    size: int,
+    name: str | None,
+    wanted: str | None,
+    format: str | None,
+    sample_rate: int | None,
+    limits: _Limits,
+) -> AudioData:
+    label = name or "the audio"
+    if size == 0:
+        raise ValueError(f"{label} is empty: there is no audio to recognise")
+    head = stream.read(12)
+    stream.seek(0)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         if wanted not in (None, "wav", "pcm"):
             raise ValueError(f"{label} is a WAV file, not {format!r}: pass format='wav' or none")
-        return _from_wav(data, label, sample_rate)
-    fmt = wanted or _guess_format(data, name, label)
+        return _from_wav(stream, size, label, sample_rate, limits)
+    fmt = wanted or _guess_format(head, name, label)
     if fmt == "wav":
         raise ValueError(f"{label} is not a WAV file (no RIFF/WAVE header): {_CONVERT}")
-    return AudioData(data, fmt, sample_rate if sample_rate is not None else 16000)
+    rate = sample_rate if sample_rate is not None else 16000
+    limits.check(label, size, rate if fmt == "pcm" else None)
+    data = stream.read()
+    if not data:
+        raise ValueError(f"{label} is empty: there is no audio to recognise")
+    return AudioData(data, fmt, rate)
 
 
 def _guess_format(data: bytes, name: str | None, label: str) -> str:
@@ -147,13 +208,20 @@ def _guess_format(data: bytes, name: str | None, label: str) -> str:
     return fmt
 
 
-def _from_wav(data: bytes, label: str, sample_rate: int | None) -> AudioData:
+def _from_wav(
+    stream: BinaryIO, size: int, label: str, sample_rate: int | None, limits: _Limits
+) -> AudioData:
     try:
-        with wave.open(io.BytesIO(data)) as reader:
+        with wave.open(stream) as reader:  # reads the header only; the samples on demand
             channels = reader.getnchannels()
             width = reader.getsampwidth()
             rate = reader.getframerate()
-            pcm = reader.readframes(reader.getnframes())
+            frames = reader.getnframes()
+            if channels == 1 and width == 2 and rate in SAMPLE_RATES:
+                # The header's length, but never more than the file holds (a streamed WAV may
+                # carry a placeholder length).
+                limits.check(label, min(frames * 2, size), rate)
+            pcm = reader.readframes(frames)
     except (wave.Error, EOFError) as exc:
         raise ValueError(
             f"{label} is not a PCM WAV file this client can read ({exc}): {_CONVERT}"

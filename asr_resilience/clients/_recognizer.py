@@ -21,7 +21,14 @@ from ..retry._call import CallState
 from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
-from ._audio import AudioData, ReplayableStream, load_audio, paced
+from ._audio import (
+    ONE_SENTENCE_MAX_BYTES,
+    ONE_SENTENCE_MAX_SECONDS,
+    AudioData,
+    ReplayableStream,
+    load_audio,
+    paced,
+)
 from ._connection import Connection, connected
 from ._credentials import resolve_appkey, resolve_tokens
 from ._results import Recognition
@@ -104,7 +111,13 @@ class Recognizer:
             source = ReplayableStream(audio)
             fmt, rate = fmt or "pcm", rate or 16000
         else:
-            source = load_audio(audio, format=fmt, sample_rate=rate)
+            source = load_audio(
+                audio,
+                format=fmt,
+                sample_rate=rate,
+                max_seconds=ONE_SENTENCE_MAX_SECONDS,
+                max_bytes=ONE_SENTENCE_MAX_BYTES,
+            )
             fmt, rate = source.format, source.sample_rate
         params = {**self.params, "format": fmt, "sample_rate": rate}
         pace = 2 * rate if self.realtime and fmt == "pcm" else None

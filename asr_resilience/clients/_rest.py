@@ -7,6 +7,10 @@ raw audio as the body; the answer is JSON ``{"task_id", "result", "status", "mes
 examples parse the body under any non-200), so it is raised as ``NlsError`` with the code; an
 error without such a body stays httpx's ``HTTPStatusError``, which the extractor classifies by
 the HTTP status. httpx's transport errors are left to the extractor as well.
+
+The answer is read as a stream and refused past ``MAX_REST_BODY`` bytes (the WebSocket client
+refuses frames past the same size): a result is a few kilobytes, and a hostile or broken
+endpoint must not fill the process's memory. The policy's deadline bounds the whole exchange.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ from ..retry._call import CallState
 from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
-from ._audio import AudioData, load_audio
+from ._audio import ONE_SENTENCE_MAX_BYTES, ONE_SENTENCE_MAX_SECONDS, AudioData, load_audio
 from ._credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
 from ._results import Recognition
 
 __all__ = ["DEFAULT_REST_URL", "RestRecognizer"]
 
 DEFAULT_REST_URL = "https://nls-gateway.cn-shanghai.aliyuncs.com/stream/v1/asr"
+MAX_REST_BODY = 1024 * 1024
+"""Bytes of one REST answer; a recognition result is a few kilobytes."""
 
 
 class RestRecognizer:
@@ -83,6 +89,8 @@ class RestRecognizer:
             audio,
             format=format or self.params.get("format"),
             sample_rate=sample_rate or self.params.get("sample_rate"),
+            max_seconds=ONE_SENTENCE_MAX_SECONDS,
+            max_bytes=ONE_SENTENCE_MAX_BYTES,
         )
         if self.client is not None:
             return await self._recognize(self.client, data)
@@ -107,12 +115,24 @@ class RestRecognizer:
             "format": data.format,
             "sample_rate": data.sample_rate,
         }
-        response = await client.post(
+        async with client.stream(
+            "POST",
             self.url,
             params=query,
             headers={TOKEN_HEADER: token, "Content-Type": "application/octet-stream"},
             content=data.data,
             timeout=self.timeout,
+            # Never carry the token to wherever a redirect points, even on a shared client
+            # built with follow_redirects=True: a 3xx is the answer, classified by its status.
+            follow_redirects=False,
+        ) as streamed:
+            raw = await _read_capped(streamed)
+        # A whole response again, so that raise_for_status and the extractor can read its body.
+        response = httpx.Response(
+            streamed.status_code,
+            headers=streamed.headers,
+            content=raw,
+            request=streamed.request,
         )
         try:
             body = response.json()
@@ -132,3 +152,23 @@ class RestRecognizer:
         if not isinstance(text, str) or not isinstance(task_id, str):
             raise RemoteProtocolError("the REST answer's result and task_id must be strings")
         return text, task_id
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """The body of a streamed response; RemoteProtocolError past MAX_REST_BODY bytes."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REST_BODY:
+        raise RemoteProtocolError(
+            f"the REST answer announces {int(declared)} bytes; "
+            f"an NLS result is at most {MAX_REST_BODY} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_REST_BODY:
+            raise RemoteProtocolError(
+                f"the REST answer is larger than {MAX_REST_BODY} bytes: not an NLS result"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -110,7 +110,10 @@ class StreamStats:
     ``sentences`` delivered; ``reconnects`` (new tasks after a fault) and ``replayed_ms`` (audio
     sent again to them); ``gaps`` / ``gap_ms`` (audio they could not be given, see
     :class:`AudioGap`); ``duplicates`` (sentence ends dropped because an earlier task had
-    delivered them); ``peak_buffer_ms`` (the most audio the replay buffer held at once).
+    delivered them); ``peak_buffer_ms`` (the most audio the replay buffer held at once);
+    ``coalesced`` (partial results replaced by a newer partial of their sentence because the
+    caller was reading slower than they came) and ``peak_queued`` (the most events waiting for
+    the caller at once).
     """
 
     sentences: int = 0
@@ -120,6 +123,8 @@ class StreamStats:
     gap_ms: int = 0
     duplicates: int = 0
     peak_buffer_ms: int = 0
+    coalesced: int = 0
+    peak_queued: int = 0
 
     @property
     def replayed_seconds(self) -> float:

@@ -22,6 +22,8 @@ from ._results import SentenceEvent
 
 __all__ = ["Timeline"]
 
+_MAX_BEGINS = 16  # begin times remembered per task (sentences do not overlap: one is enough)
+
 
 class Timeline:
     """Stream times and indexes for the sentence events of successive tasks."""
@@ -60,6 +62,10 @@ class Timeline:
 
     def _began(self, event: SentenceBegan) -> SentenceEvent | None:
         time = self.offset_ms + event.time
+        if len(self._begins) >= _MAX_BEGINS and event.index not in self._begins:
+            # Only the open sentence's begin is ever looked up: a gateway announcing sentences
+            # without ending them must not grow this map.
+            del self._begins[next(iter(self._begins))]
         self._begins[event.index] = time
         if self._stale(time) or self._announced:
             return None

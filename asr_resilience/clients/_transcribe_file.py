@@ -8,6 +8,7 @@ simulator.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -54,8 +55,20 @@ async def transcribe_like(
     stream = template._like(data.format, data.sample_rate, realtime)
     try:
         async with stream:
-            await stream.send_all(data.frames(), realtime=realtime)
-            await stream.finish()
+            # Read while sending: the stream holds a bounded number of unread events and stops
+            # reading the gateway when they are not taken (a long recording has many).
+            reader = asyncio.ensure_future(_sentence_ends(stream))
+            try:
+                await stream.send_all(data.frames(), realtime=realtime)
+                await stream.finish()
+            except BaseException:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+                raise
+            return await reader
     finally:
         template._adopt(stream)
+
+
+async def _sentence_ends(stream: Transcriber) -> list[SentenceEvent]:
     return [event async for event in stream if event.kind == "end"]

@@ -52,6 +52,7 @@ from ..retry._settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from ._audio import FRAME_BYTES, paced, split_frames
 from ._credentials import resolve_appkey, resolve_tokens
+from ._inbox import Inbox
 from ._leg import Leg, start_leg
 from ._recognizer import DEFAULT_GATEWAY
 from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
@@ -81,6 +82,31 @@ class _End:
 
 _END = _End()
 
+MAX_QUEUED_EVENTS = 10_000
+"""Events a stream holds for a caller who has not read them; then it stops reading the gateway.
+Beginnings and ends of about 5000 sentences: hours of speech, a few megabytes."""
+MAX_QUEUED_TEXT = 8 * 1024 * 1024
+"""Characters of text (sentences and words) held for the caller, whatever the number of events."""
+COALESCE_AT = 100
+"""Events held past which a partial result replaces the previous partial of its sentence."""
+
+
+def _supersedes(old: StreamEvent | _End, new: StreamEvent | _End) -> bool:
+    """Whether ``new`` makes ``old`` worthless: a newer partial text of the same sentence."""
+    return (
+        isinstance(old, SentenceEvent)
+        and isinstance(new, SentenceEvent)
+        and old.kind == new.kind == "partial"
+        and old.index == new.index
+    )
+
+
+def _text_size(event: StreamEvent | _End) -> int:
+    """What an event holds in memory, in characters of text (at least 1)."""
+    if isinstance(event, SentenceEvent):
+        return 1 + len(event.text) + sum(len(word.text) for word in event.words)
+    return 1
+
 
 class Transcriber:
     """Real-time transcription as one resumable stream; an async context manager.
@@ -92,6 +118,12 @@ class Transcriber:
     ``resume`` (default: on for PCM) resumes the stream after a retryable failure;
     ``max_buffer_seconds`` bounds the replay buffer; ``replay_speed`` paces the replay in
     multiples of real time (None: as fast as the connection takes it).
+
+    Events wait for the caller's ``async for`` in a bounded inbox: ``max_queued_events`` (and
+    8 MiB of text); past 100 unread, a partial result replaces the previous partial of its
+    sentence (counted in ``stats.coalesced``); when full, the stream stops reading the gateway
+    until the caller reads. Read while you send for long streams: a stream whose caller never
+    reads stalls (the gateway is held back; the replay buffer fills), it does not grow.
 
     The policy's attempts and deadline bound one fault episode, not the stream: the failures
     since the stream last delivered a sentence. A sentence delivered after a reconnect closes
@@ -120,6 +152,7 @@ class Transcriber:
         resume: bool | None = None,
         max_buffer_seconds: float = DEFAULT_MAX_SECONDS,
         replay_speed: float | None = DEFAULT_REPLAY_SPEED,
+        max_queued_events: int = MAX_QUEUED_EVENTS,
     ) -> None:
         self.url = url
         self.appkey = resolve_appkey(appkey)
@@ -139,6 +172,9 @@ class Transcriber:
             )
         if replay_speed is not None and replay_speed <= 0:
             raise ValueError("replay_speed must be positive (or None for no pacing)")
+        if max_queued_events < 1:
+            raise ValueError("max_queued_events must be at least 1")
+        self.max_queued_events = max_queued_events
         self.resume = pcm if resume is None else resume
         self.max_buffer_seconds = max_buffer_seconds
         self.replay_speed = replay_speed
@@ -179,7 +215,13 @@ class Transcriber:
         self._controls: dict[str, Any] = {}
         self._generation = 0
         self._send_lock = asyncio.Lock()
-        self._events: asyncio.Queue[StreamEvent | _End] = asyncio.Queue()
+        self._events: Inbox[StreamEvent | _End] = Inbox(
+            self.max_queued_events,
+            min(COALESCE_AT, self.max_queued_events),
+            _supersedes,
+            _text_size,
+            MAX_QUEUED_TEXT,
+        )
         self._ended = asyncio.Event()
         self._live = asyncio.Event()  # a leg is up and its replay is done
         self._room = asyncio.Event()  # something changed that may make room in the buffer
@@ -200,6 +242,8 @@ class Transcriber:
             gap_ms=c.gap_ms,
             duplicates=self._timeline.duplicates,
             peak_buffer_ms=self._buffer.peak_ms,
+            coalesced=self._events.coalesced,
+            peak_queued=self._events.peak,
         )
 
     # -- opening and closing -------------------------------------------------------------------
@@ -489,7 +533,7 @@ class Transcriber:
         while True:
             item = await self._events.get()
             if isinstance(item, _End):
-                self._events.put_nowait(item)  # every other iterator ends too
+                self._events.push(item)  # every other iterator ends too
                 self._raise_failure()
                 return
             yield item
@@ -543,7 +587,8 @@ class Transcriber:
                 self._resumption.progress()
                 self._room.set()
                 self._committed.set()
-            self._events.put_nowait(sentence)
+            # Waits while the caller has MAX_QUEUED_EVENTS unread: reading stops, TCP pushes back.
+            await self._events.put(sentence)
 
     async def _detach(self, leg: Leg, failure: Exception | None) -> None:
         """Close the leg and settle its attempt; a failure opens (or continues) an episode."""
@@ -563,7 +608,7 @@ class Transcriber:
         notices = self._resumption.notices(leg, failed, self._buffer, self._heard)
         self._attach(leg)
         for notice in notices:
-            self._events.put_nowait(notice)
+            self._events.push(notice)
         self._replayer = asyncio.create_task(self._replay(leg))
 
     async def _replay(self, leg: Leg) -> None:
@@ -584,7 +629,7 @@ class Transcriber:
         self._live.set()  # wake senders waiting for a leg or for room: they raise or stop
         self._room.set()
         self._committed.set()
-        self._events.put_nowait(_END)
+        self._events.push(_END)
 
     # -- whole files -----------------------------------------------------------------------------
 
@@ -625,6 +670,7 @@ class Transcriber:
             resume=self.resume if format == "pcm" else False,
             max_buffer_seconds=self.max_buffer_seconds,
             replay_speed=self.replay_speed if realtime else None,
+            max_queued_events=self.max_queued_events,
         )
 
     def _adopt(self, other: Transcriber) -> None:

@@ -8,6 +8,7 @@ so the vendor never has to answer 40000005.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,10 @@ REDIS_ENV = "ASR_RESILIENCE_REDIS_URL"
 
 
 def redis_url() -> str | None:
-    """The Redis the demo may use: ``$ASR_RESILIENCE_REDIS_URL``, else a local one that answers."""
+    """The Redis the demo may use: ``$ASR_RESILIENCE_REDIS_URL``, else a local one that answers;
+    None without one, or without redis-py (the fleet part is then skipped)."""
+    if importlib.util.find_spec("redis") is None:
+        return None
     url = os.environ.get(REDIS_ENV)
     if url:
         return url

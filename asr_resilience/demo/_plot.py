@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._extras import requires_extra
 from ._record import Recorder
 
 COLOURS = {"ok": "tab:green", "FixClientError": "tab:orange", "FailFastError": "tab:red"}
@@ -11,13 +12,11 @@ COLOURS = {"ok": "tab:green", "FixClientError": "tab:orange", "FailFastError": "
 
 def timeline(recorder: Recorder, path: str | Path, quota: int) -> None:
     """Calls as bars over time (colour = outcome), retries as dots, the limit, token refreshes."""
-    try:
+    with requires_extra("the demo's timeline"):
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("install the extra: pip install 'asr-resilience[plot]'") from exc
     fig, (ax, limit_ax) = plt.subplots(
         2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )

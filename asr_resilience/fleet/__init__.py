@@ -6,7 +6,12 @@ the ``"redis"`` limiter backend with :mod:`asr_resilience.limits._backends`, whi
 with ``fleet.enabled`` finds it (the limits layer never imports the fleet).
 """
 
+from .._extras import requires_extra
 from ..limits._backends import register_limiter_backend
+
+with requires_extra("asr_resilience.fleet (RedisTokenCache, the fleet limiter)"):
+    import redis  # noqa: F401  (checked here: every module below needs it)
+
 from ._connection import (
     FleetConnection,
     FleetKeyConflict,

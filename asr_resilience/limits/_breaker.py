@@ -1,9 +1,10 @@
 """Circuit breaker: stop calling a service whose server-class failures pass a ratio.
 
 Closed, the breaker counts calls and server-class failures over a sliding window of
-``settings.window`` seconds (per-second buckets, rotated lazily). When at least ``min_calls``
-calls are in the window and ``failures / calls >= failure_ratio`` (``>=`` so that a ratio of 1.0
-can still trip, and 0.5 trips at half), it opens. Open, it refuses calls for ``open_for``
+``settings.window`` seconds (per-second buckets, at most 120 of them, rotated lazily; see
+:mod:`asr_resilience.limits._budget`). When at least ``min_calls`` calls are in the window
+and ``failures / calls >= failure_ratio`` (``>=`` so that a ratio of 1.0 can still trip, and
+0.5 trips at half), it opens. Open, it refuses calls for ``open_for``
 seconds, then turns half-open and lets exactly one probe through: a success closes it with a
 fresh window, a server-class failure reopens it for another ``open_for``.
 
@@ -120,7 +121,7 @@ class CircuitBreaker(_SecondRing):
         if self._fast:
             if now is None:
                 now = self._clock()
-            sec = int(now)
+            sec = int(now / self._width)
             if sec > self._sec:
                 self._rotate(sec)
             self._cur_a += 1
@@ -131,7 +132,7 @@ class CircuitBreaker(_SecondRing):
             now = self._clock()
         with self._lock:
             if self._state == "closed":
-                self._advance(int(now))
+                self._advance(self._bucket(now))
                 self._cur_a += 1
                 return
             if self._state == "open":
@@ -150,7 +151,7 @@ class CircuitBreaker(_SecondRing):
         with self._lock:
             state = self._state
             if state == "closed":
-                self._advance(int(now))
+                self._advance(self._bucket(now))
                 self._cur_a += 1
                 self._cur_b += 1
                 calls = self._past_a + self._cur_a

@@ -2,7 +2,9 @@
 
 Over a sliding window of ``settings.window`` seconds the budget allows
 ``ratio * calls + min_per_second * window - retries`` more retries. Calls and retries are counted
-in per-second buckets kept in a ring that rotates lazily when the integer second changes.
+in buckets kept in a ring that rotates lazily when the bucket changes: one bucket per second for
+windows up to ``MAX_BUCKETS`` seconds, and ``MAX_BUCKETS`` buckets of ``ceil(window /
+MAX_BUCKETS)`` whole seconds for longer windows, so memory does not grow with the window.
 
 Hot path and threads. ``deposit`` runs once per successful call, so in the common case (same
 second as the previous call) it is an integer conversion, a comparison and one ``+=`` on an int
@@ -27,12 +29,17 @@ __all__ = ["RetryBudget"]
 # Guard the "one more retry fits" comparison against float error (0.1 * 1000 - 100 etc.).
 _EPSILON = 1e-9
 
+MAX_BUCKETS = 120
+"""Buckets in one window at most: a one-hour window counts in 30-second buckets."""
+
 
 class _SecondRing:
-    """Two counters (``a`` hot and unlocked, ``b`` locked) per integer second over a window.
+    """Two counters (``a`` hot and unlocked, ``b`` locked) per bucket over a window.
 
-    The current second's counts live in ``_cur_a`` / ``_cur_b``; completed seconds sit in the
-    ring, and ``_past_a`` / ``_past_b`` hold their sums so a window total costs one addition.
+    A bucket is ``_width`` whole seconds (1 for windows up to ``MAX_BUCKETS`` seconds); ``_sec``
+    is the current bucket's number, ``int(now / _width)``. The current bucket's counts live in
+    ``_cur_a`` / ``_cur_b``; completed buckets sit in the ring, and ``_past_a`` / ``_past_b``
+    hold their sums so a window total costs one addition.
     """
 
     __slots__ = (
@@ -45,29 +52,37 @@ class _SecondRing:
         "_ring_a",
         "_ring_b",
         "_sec",
+        "_width",
     )
 
     def __init__(self, window: float, now: float) -> None:
-        self._n = max(1, math.ceil(window))
+        seconds = max(1, math.ceil(window))
+        width = math.ceil(seconds / MAX_BUCKETS)
+        self._width = float(width)
+        self._n = math.ceil(seconds / width)
         self._ring_a = [0] * self._n
         self._ring_b = [0] * self._n
         self._past_a = 0
         self._past_b = 0
         self._cur_a = 0
         self._cur_b = 0
-        self._sec = int(now)
+        self._sec = self._bucket(now)
         self._lock = threading.Lock()
 
+    def _bucket(self, now: float) -> int:
+        """The number of the bucket ``now`` falls in."""
+        return int(now / self._width)
+
     def _rotate(self, sec: int) -> None:
-        """Move the ring forward to second ``sec`` (takes the lock)."""
+        """Move the ring forward to bucket ``sec`` (takes the lock)."""
         with self._lock:
             self._advance(sec)
 
     def _advance(self, sec: int) -> None:
-        """Move the ring forward to second ``sec``; the caller holds the lock.
+        """Move the ring forward to bucket ``sec``; the caller holds the lock.
 
-        A ``sec`` at or before the current second (a racing thread got there first, or a clock
-        read a moment earlier) leaves everything as it is: the count lands in the current second.
+        A ``sec`` at or before the current bucket (a racing thread got there first, or a clock
+        read a moment earlier) leaves everything as it is: the count lands in the current bucket.
         """
         old = self._sec
         if sec <= old:
@@ -87,7 +102,7 @@ class _SecondRing:
             ring_b[slot] = self._cur_b
             past_a = self._past_a + self._cur_a
             past_b = self._past_b + self._cur_b
-            # Seconds old-n+1 .. sec-n fall out of the window (this also clears sec's slot).
+            # Buckets old-n+1 .. sec-n fall out of the window (this also clears sec's slot).
             for s in range(old - n + 1, sec - n + 1):
                 k = s % n
                 past_a -= ring_a[k]
@@ -109,7 +124,7 @@ class _SecondRing:
         self._past_b = 0
         self._cur_a = 0
         self._cur_b = 0
-        self._sec = int(now)
+        self._sec = self._bucket(now)
 
 
 class RetryBudget(_SecondRing):
@@ -128,10 +143,10 @@ class RetryBudget(_SecondRing):
         self._floor = settings.min_per_second * settings.window
 
     def deposit(self, now: float | None = None) -> None:
-        """Count one call (its first attempt). Lock-free unless the second changed."""
+        """Count one call (its first attempt). Lock-free unless the bucket changed."""
         if now is None:
             now = self._clock()
-        sec = int(now)
+        sec = int(now / self._width)
         if sec > self._sec:
             self._rotate(sec)
         self._cur_a += 1
@@ -143,7 +158,7 @@ class RetryBudget(_SecondRing):
         if now is None:
             now = self._clock()
         with self._lock:
-            self._advance(int(now))
+            self._advance(self._bucket(now))
             if self._left() < 1.0 - _EPSILON:
                 return False
             self._cur_b += 1
@@ -156,7 +171,7 @@ class RetryBudget(_SecondRing):
         if now is None:
             now = self._clock()
         with self._lock:
-            self._advance(int(now))
+            self._advance(self._bucket(now))
             return max(0.0, self._left())
 
     def _left(self) -> float:

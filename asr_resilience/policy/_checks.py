@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .._durations import parse_duration
+from .._durations import format_duration, parse_duration
 from .._errors import PolicyIssue
 from ._located import Located
 
 T = TypeVar("T")
+
+MAX_MESSAGE = 240
+"""Characters of one issue's message; longer ones (quoting a huge value) are cut."""
 
 
 class Invalid(Exception):
@@ -27,6 +30,9 @@ class Checks:
         self.issues: list[PolicyIssue] = []
 
     def fail(self, loc: Located, field: str, message: str) -> Invalid:
+        if len(message) > MAX_MESSAGE:
+            # A message quotes the user's value: a huge value must not make a huge line.
+            message = message[: MAX_MESSAGE - 3] + "..."
         self.issues.append(loc.issue(field, message))
         return Invalid()
 
@@ -43,13 +49,13 @@ class Checks:
                 )
         return value
 
-    def integer(self, loc: Located, field: str, minimum: int, maximum: int | None = None) -> int:
+    def integer(self, loc: Located, field: str, minimum: int, maximum: int) -> int:
         value = loc.value
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(loc, field, f"expected an integer, got {kind(value)} {value!r}")
         if value < minimum:
             raise self.fail(loc, field, f"{value} is below the minimum {minimum}")
-        if maximum is not None and value > maximum:
+        if value > maximum:
             raise self.fail(loc, field, f"{value} is above the maximum {maximum}")
         return value
 
@@ -58,7 +64,7 @@ class Checks:
         loc: Located,
         field: str,
         minimum: float,
-        maximum: float | None = None,
+        maximum: float,
         *,
         exclusive_min: bool = False,
     ) -> float:
@@ -71,11 +77,13 @@ class Checks:
         if number < minimum or (exclusive_min and number == minimum):
             bound = f"above {minimum:g}" if exclusive_min else f"at least {minimum:g}"
             raise self.fail(loc, field, f"{value!r} is out of range: must be {bound}")
-        if maximum is not None and number > maximum:
+        if number > maximum:
             raise self.fail(loc, field, f"{value!r} is out of range: must be at most {maximum:g}")
         return number
 
-    def duration(self, loc: Located, field: str, *, allow_zero: bool = False) -> float:
+    def duration(
+        self, loc: Located, field: str, maximum: float, *, allow_zero: bool = False
+    ) -> float:
         try:
             seconds = parse_duration(loc.value)
         except ValueError as exc:
@@ -83,6 +91,12 @@ class Checks:
         if seconds < 0 or (seconds == 0 and not allow_zero):
             bound = "at least 0" if allow_zero else "greater than 0"
             raise self.fail(loc, field, f"{loc.value!r} is out of range: must be {bound}")
+        if seconds > maximum:
+            raise self.fail(
+                loc,
+                field,
+                f"{loc.value!r} is out of range: must be at most {format_duration(maximum)}",
+            )
         return seconds
 
     def choice(self, loc: Located, field: str, choices: tuple[T, ...]) -> T:

@@ -19,6 +19,9 @@ from ._schema import build_policy
 ENV_VAR = "ASR_RESILIENCE_POLICY"
 DEFAULT_NAME = "default"
 MAX_EXTENDS_DEPTH = 16
+MAX_POLICY_BYTES = 256 * 1024
+"""Size of one policy file; real policies are a few kilobytes, and PyYAML needs about 100 times
+a document's size in memory (and seconds per megabyte) to parse it."""
 
 
 def shipped_policies() -> tuple[str, ...]:
@@ -81,9 +84,24 @@ def _display(path: Path, source: str | os.PathLike[str] | None) -> str:
 def _load_chain(path: Path, display: str, seen: tuple[Path, ...]) -> Located:
     resolved = path.resolve()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([PolicyIssue(display, 0, "", f"cannot read the file: {exc}")]) from None
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_POLICY_BYTES + 1)
+        if len(raw) > MAX_POLICY_BYTES:
+            limit = f"{MAX_POLICY_BYTES // 1024} KiB"
+            raise PolicyError(
+                [PolicyIssue(display, 0, "", f"the file is larger than {limit}: not a policy")]
+            )
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PolicyError(
+            [PolicyIssue(display, 0, "", f"cannot read the file: {reason}")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PolicyError(
+            [PolicyIssue(display, line, "", f"the file is not UTF-8 (byte {exc.start})")]
+        ) from None
     try:
         doc = load_located(text, display)
     except YamlProblem as problem:

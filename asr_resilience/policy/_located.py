@@ -3,11 +3,17 @@
 PyYAML's safe loader composes the document into nodes (which carry marks); we turn the nodes
 into :class:`Located` values ourselves so that duplicate keys are an error, tags that would build
 Python objects are refused, and aliases cannot expand into a bomb (every node visited counts
-against a budget, shared aliases included).
+against a budget, shared aliases included). Before composing, one pass over the parser's events
+(which PyYAML produces without recursion) refuses nesting deeper than ``MAX_DEPTH``: PyYAML's
+composer recurses once per level and would end in a ``RecursionError``. Characters YAML does not
+allow (NUL and other control characters) and malformed ``<<`` merge keys are issues with a line,
+like every other mistake.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +23,8 @@ from .._errors import PolicyIssue
 
 NODE_BUDGET = 20_000
 """Values one policy document may expand to; real policies use a few hundred."""
+MAX_DEPTH = 32
+"""Mappings and lists nested in one another; real policies nest five deep."""
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -54,22 +62,57 @@ class YamlProblem(Exception):
 
 def load_located(text: str, file: str) -> Located | None:
     """Parse one YAML document; None when it is empty. Raises YamlProblem on any YAML mistake."""
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise YamlProblem(PolicyIssue(file, line, "", "a NUL character is not allowed in YAML"))
+    with _yaml_errors(text, file):
+        _check_depth(text, file)
     loader = yaml.SafeLoader(text)
     try:
-        try:
+        with _yaml_errors(text, file):
             node = loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else 1
-            reason = exc.problem or exc.context or "invalid YAML"
-            raise YamlProblem(PolicyIssue(file, line, "", f"invalid YAML: {reason}")) from None
-        except yaml.YAMLError as exc:
-            raise YamlProblem(PolicyIssue(file, 1, "", f"invalid YAML: {exc}")) from None
         if node is None:
             return None
         return _Converter(loader, file).convert(node, "")
     finally:
         loader.dispose()
+
+
+@contextmanager
+def _yaml_errors(text: str, file: str) -> Iterator[None]:
+    """PyYAML's errors as one-line issues with the line they point at."""
+    try:
+        yield
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise YamlProblem(PolicyIssue(file, line, "", f"invalid YAML: {reason}")) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise YamlProblem(PolicyIssue(file, line, "", f"invalid YAML: {reason}")) from None
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise YamlProblem(PolicyIssue(file, 1, "", f"invalid YAML: {reason}")) from None
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, walking the parser's events (no recursion)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
+                raise YamlProblem(
+                    PolicyIssue(
+                        file, line, "", f"mappings and lists are nested more than {MAX_DEPTH} deep"
+                    )
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _Converter:
@@ -78,7 +121,7 @@ class _Converter:
         self.file = file
         self.budget = NODE_BUDGET
 
-    def convert(self, node: yaml.Node, path: str) -> Located:
+    def convert(self, node: yaml.Node, path: str, depth: int = 0) -> Located:
         self.budget -= 1
         line = node.start_mark.line + 1
         if self.budget < 0:
@@ -91,22 +134,46 @@ class _Converter:
                     "(aliases nested too deep?)",
                 )
             )
+        if isinstance(node, yaml.CollectionNode) and depth >= MAX_DEPTH:
+            # Aliases can nest deeper than the text does (each anchor wrapping the previous).
+            raise YamlProblem(
+                PolicyIssue(
+                    self.file,
+                    line,
+                    path,
+                    f"mappings and lists are nested more than {MAX_DEPTH} deep",
+                )
+            )
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, line)
+            return self._mapping(node, path, line, depth)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 raise YamlProblem(
                     PolicyIssue(self.file, line, path, f"tag {node.tag} is not allowed")
                 )
-            items = [self.convert(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+            items = [
+                self.convert(child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node.value)
+            ]
             return Located(items, self.file, line)
         return Located(self._scalar(node, path, line), self.file, line)
 
-    def _mapping(self, node: yaml.MappingNode, path: str, line: int) -> Located:
+    def _mapping(self, node: yaml.MappingNode, path: str, line: int, depth: int) -> Located:
         if node.tag != "tag:yaml.org,2002:map":
             raise YamlProblem(PolicyIssue(self.file, line, path, f"tag {node.tag} is not allowed"))
         own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
-        self.loader.flatten_mapping(node)  # resolves `<<:` merge keys the way PyYAML does
+        try:
+            self.loader.flatten_mapping(node)  # resolves `<<:` merge keys the way PyYAML does
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = mark.line + 1 if mark is not None else line
+            raise YamlProblem(
+                PolicyIssue(
+                    self.file,
+                    where,
+                    path,
+                    "a merge key (<<) takes an alias of a mapping or a list of them",
+                )
+            ) from None
         # flatten_mapping puts the merged pairs first; the mapping's own keys may override them.
         merged = len(node.value) - own
         from_merge: set[str] = set()
@@ -137,7 +204,7 @@ class _Converter:
                         f"duplicate key (first given on line {result[key].line})",
                     )
                 )
-            value = self.convert(value_node, child)
+            value = self.convert(value_node, child, depth + 1)
             # Report the key's line: for a nested mapping the value starts on the next line.
             result[key] = Located(value.value, value.file, key_line)
         return Located(result, self.file, line)

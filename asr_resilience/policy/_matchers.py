@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._failure import Failure
+from ._regex import LinearRegex, compile_linear
 
 
 @runtime_checkable
@@ -68,12 +69,12 @@ class Codes(_Combinable):
 
 @dataclass(frozen=True, slots=True)
 class Message(_Combinable):
-    """A regular expression searched in the status text."""
+    """A regular expression searched in the status text, in linear time (RE2)."""
 
-    regex: re.Pattern[str]
+    regex: LinearRegex
 
     def __call__(self, failure: Failure) -> bool:
-        return self.regex.search(failure.message) is not None
+        return self.regex.search(failure.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +133,12 @@ def codes(*items: int | str) -> Codes:
 
 
 def message(regex: str) -> Message:
-    """Match a regular expression searched in the status text."""
-    return Message(re.compile(regex))
+    """Match a regular expression searched in the status text.
+
+    The pattern runs on RE2 (linear time, no backreferences or lookaround); a pattern it cannot
+    compile raises :class:`ValueError`.
+    """
+    return Message(compile_linear(regex))
 
 
 def http_status(*items: int | str) -> HttpStatus:

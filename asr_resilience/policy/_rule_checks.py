@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import cast
 
 from .._durations import format_duration
 from . import _matchers as m
+from ._bounds import MAX_ATTEMPTS, MAX_BACKOFF, MAX_MULTIPLIER
 from ._checks import Checks, Invalid, join, kind
 from ._located import Located
 from ._model import ACTIONS, JITTERS, Action, Backoff, Defaults, Rule
+from ._regex import RegexError, compile_linear
 
 BACKOFF_KEYS = ("initial", "max", "multiplier", "jitter")
 RULE_KEYS = ("name", "description", "match", "action", "max_attempts", "backoff")
 MATCH_KEYS = ("codes", "message", "http_status", "transport")
-MAX_ATTEMPTS = 1000
 
 
 class RuleChecks(Checks):
@@ -23,10 +23,18 @@ class RuleChecks(Checks):
 
     def backoff(self, loc: Located, field: str, base: Backoff) -> Backoff:
         items = self.mapping(loc, field, BACKOFF_KEYS)
-        initial = self.optional(items, "initial", field, self.duration, base.initial)
-        maximum = self.optional(items, "max", field, self.duration, base.max)
+        initial = self.optional(
+            items, "initial", field, lambda v, f: self.duration(v, f, MAX_BACKOFF), base.initial
+        )
+        maximum = self.optional(
+            items, "max", field, lambda v, f: self.duration(v, f, MAX_BACKOFF), base.max
+        )
         multiplier = self.optional(
-            items, "multiplier", field, lambda v, f: self.number(v, f, 1.0), base.multiplier
+            items,
+            "multiplier",
+            field,
+            lambda v, f: self.number(v, f, 1.0, MAX_MULTIPLIER),
+            base.multiplier,
         )
         jitter = self.optional(
             items, "jitter", field, lambda v, f: self.choice(v, f, JITTERS), base.jitter
@@ -75,9 +83,11 @@ class RuleChecks(Checks):
     def _message(self, loc: Located, field: str) -> m.Message:
         pattern = self.text(loc, field)
         try:
-            return m.Message(re.compile(pattern))
-        except re.error as exc:
-            raise self.fail(loc, field, f"invalid regular expression {pattern!r}: {exc}") from None
+            return m.Message(compile_linear(pattern))
+        except RegexError as exc:
+            # Quote at most the head of a long pattern: the issue stays one readable line.
+            shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
+            raise self.fail(loc, field, f"invalid regular expression {shown!r}: {exc}") from None
 
     def _code_list(
         self, loc: Located, field: str, *, http: bool

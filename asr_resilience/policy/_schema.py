@@ -12,6 +12,18 @@ from dataclasses import replace
 from typing import TypeVar
 
 from .._errors import PolicyIssue
+from ._bounds import (
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY,
+    MAX_DEADLINE,
+    MAX_LEASE_TTL,
+    MAX_MIN_CALLS,
+    MAX_MIN_PER_SECOND,
+    MAX_OPEN_FOR,
+    MAX_REFRESH_AHEAD,
+    MAX_REFRESHES,
+    MAX_WINDOW,
+)
 from ._checks import Invalid
 from ._located import Located
 from ._model import (
@@ -29,7 +41,7 @@ from ._model import (
     Unknown,
 )
 from ._policy import Policy
-from ._rule_checks import MAX_ATTEMPTS, RuleChecks
+from ._rule_checks import RuleChecks
 
 T = TypeVar("T")
 
@@ -81,7 +93,13 @@ class Validator(RuleChecks):
             lambda v, f: self.integer(v, f, 1, MAX_ATTEMPTS),
             base.max_attempts,
         )
-        deadline = self.optional(items, "deadline", "defaults", self.duration, base.deadline)
+        deadline = self.optional(
+            items,
+            "deadline",
+            "defaults",
+            lambda v, f: self.duration(v, f, MAX_DEADLINE),
+            base.deadline,
+        )
         backoff = self.optional(
             items,
             "backoff",
@@ -112,17 +130,20 @@ class Validator(RuleChecks):
                 items,
                 "max_refreshes",
                 "tokens",
-                lambda v, f: self.integer(v, f, 0),
+                lambda v, f: self.integer(v, f, 0, MAX_REFRESHES),
                 base.max_refreshes,
             ),
             refresh_ahead=self.optional(
                 items,
                 "refresh_ahead",
                 "tokens",
-                lambda v, f: self.duration(v, f, allow_zero=True),
+                lambda v, f: self.duration(v, f, MAX_REFRESH_AHEAD, allow_zero=True),
                 base.refresh_ahead,
             ),
         )
+
+    def _window(self, loc: Located, field: str) -> float:
+        return self.duration(loc, field, MAX_WINDOW)
 
     def retry_budget(self, loc: Located) -> RetryBudgetSettings:
         field = "retry_budget"
@@ -137,10 +158,10 @@ class Validator(RuleChecks):
                 items,
                 "min_per_second",
                 field,
-                lambda v, f: self.number(v, f, 0.0),
+                lambda v, f: self.number(v, f, 0.0, MAX_MIN_PER_SECOND),
                 base.min_per_second,
             ),
-            window=self.optional(items, "window", field, self.duration, base.window),
+            window=self.optional(items, "window", field, self._window, base.window),
         )
 
     def circuit_breaker(self, loc: Located) -> CircuitBreakerSettings:
@@ -158,17 +179,29 @@ class Validator(RuleChecks):
                 base.failure_ratio,
             ),
             min_calls=self.optional(
-                items, "min_calls", field, lambda v, f: self.integer(v, f, 1), base.min_calls
+                items,
+                "min_calls",
+                field,
+                lambda v, f: self.integer(v, f, 1, MAX_MIN_CALLS),
+                base.min_calls,
             ),
-            window=self.optional(items, "window", field, self.duration, base.window),
-            open_for=self.optional(items, "open_for", field, self.duration, base.open_for),
+            window=self.optional(items, "window", field, self._window, base.window),
+            open_for=self.optional(
+                items,
+                "open_for",
+                field,
+                lambda v, f: self.duration(v, f, MAX_OPEN_FOR),
+                base.open_for,
+            ),
         )
 
     def concurrency(self, loc: Located) -> ConcurrencySettings:
         field = "concurrency"
         items = self.mapping(loc, field, ("adaptive", "initial", "min", "max"))
         base = ConcurrencySettings()
-        positive: Callable[[Located, str], int] = lambda v, f: self.integer(v, f, 1)  # noqa: E731
+        positive: Callable[[Located, str], int] = lambda v, f: self.integer(  # noqa: E731
+            v, f, 1, MAX_CONCURRENCY
+        )
         settings = ConcurrencySettings(
             adaptive=self.optional(items, "adaptive", field, self.boolean, base.adaptive),
             initial=self.optional(items, "initial", field, positive, base.initial),
@@ -196,7 +229,9 @@ class Validator(RuleChecks):
         field = "fleet"
         items = self.mapping(loc, field, FLEET_KEYS)
         base = FleetSettings()
-        positive: Callable[[Located, str], int] = lambda v, f: self.integer(v, f, 1)  # noqa: E731
+        positive: Callable[[Located, str], int] = lambda v, f: self.integer(  # noqa: E731
+            v, f, 1, MAX_CONCURRENCY
+        )
         settings = FleetSettings(
             enabled=self.optional(items, "enabled", field, self.boolean, base.enabled),
             redis_url=self.optional(items, "redis_url", field, self._redis_url, base.redis_url),
@@ -209,10 +244,16 @@ class Validator(RuleChecks):
                 items,
                 "quota",
                 field,
-                lambda v, f: None if v.value is None else self.integer(v, f, 1),
+                lambda v, f: None if v.value is None else self.integer(v, f, 1, MAX_CONCURRENCY),
                 base.quota,
             ),
-            lease_ttl=self.optional(items, "lease_ttl", field, self.duration, base.lease_ttl),
+            lease_ttl=self.optional(
+                items,
+                "lease_ttl",
+                field,
+                lambda v, f: self.duration(v, f, MAX_LEASE_TTL),
+                base.lease_ttl,
+            ),
             fallback_share=self.optional(
                 items,
                 "fallback_share",

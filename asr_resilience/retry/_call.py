@@ -379,6 +379,8 @@ def _describe(code: int | None, failure: Failure | None, name: str | None) -> st
     if failure is None:
         return ""
     if code is None:
+        if failure.transport is None:  # neither code nor transport: the message is all there is
+            return redact_text(failure.message) or "failure"
         return f"transport failure ({failure.transport})"
     text = redact_text(failure.message)
     label = f"{code} {name}" if name else str(code)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .._extras import requires_extra
+
 if TYPE_CHECKING:
     from ._accounts import Account, AccountStore, TokenProblem
     from ._config import SimulatorConfig
@@ -53,7 +55,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}._{home}"), name)
+    with requires_extra(f"asr_resilience.simulator.{name}"):
+        value = getattr(importlib.import_module(f"{__name__}._{home}"), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

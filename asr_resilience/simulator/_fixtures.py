@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .._extras import requires_extra
+
 if TYPE_CHECKING:
     from ._server import Simulator, SimulatorThread
 
@@ -33,7 +35,8 @@ __all__ = ["nls_gateway"]
 @pytest.fixture
 def nls_gateway() -> Iterator[SimulatorThread]:
     """A simulated NLS gateway in a background thread, on free ports; stopped after the test."""
-    from ._server import SimulatorThread
+    with requires_extra("the nls_gateway fixture"):
+        from ._server import SimulatorThread
 
     with SimulatorThread() as simulator:
         yield simulator
@@ -45,7 +48,8 @@ if importlib.util.find_spec("pytest_asyncio") is not None:
     @pytest_asyncio.fixture
     async def nls_simulator() -> AsyncIterator[Simulator]:
         """A simulated NLS gateway in the test's event loop, on free ports."""
-        from ._server import Simulator
+        with requires_extra("the nls_simulator fixture"):
+            from ._server import Simulator
 
         async with Simulator() as simulator:
             yield simulator

@@ -43,6 +43,22 @@ _INSTALL_HINT = (
     "AliyunTokenProvider needs the vendor's CreateToken client "
     "(alibabacloud-nls-cloud-meta20190228): pip install 'asr-resilience[aliyun]'"
 )
+# What the vendor's client says when the body is not JSON (it then quotes the whole body).
+_NOT_JSON = "Failed to parse the value as json"
+_MAX_MESSAGE = 300
+
+
+def _looks_like_html(text: str) -> bool:
+    lowered = text.lower()
+    return "<html" in lowered or "<!doctype html" in lowered
+
+
+def _short(text: str) -> str:
+    """One line of at most _MAX_MESSAGE characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
 # Codes after which the same call may well succeed later.
 _RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "UnknownError"})
 
@@ -242,8 +258,16 @@ class AliyunTokenProvider:
         if inner is not None:
             # The vendor's UnretryableException: no usable answer (connection refused, timeout,
             # a body that is not JSON); the underlying error is in inner_exception.
-            text = getattr(inner, "message", None) or str(inner)
-            return TokenProviderError(None, self._scrub(f"{type(inner).__name__}: {text}"))
+            text = str(getattr(inner, "message", None) or inner)
+            if _NOT_JSON in text:
+                # The vendor's client quotes the whole body: a web page would fill the screen.
+                what = "an HTML page" if _looks_like_html(text) else "a body that is not JSON"
+                return TokenProviderError(
+                    None,
+                    f"{self.url} answered with {what}: it is not a CreateToken service "
+                    "(check the meta endpoint, e.g. --meta)",
+                )
+            return TokenProviderError(None, self._scrub(_short(f"{type(inner).__name__}: {text}")))
         code = getattr(exc, "code", None)
         if code is None:
             return TokenProviderError(None, self._scrub(f"{type(exc).__name__}: {exc}"))

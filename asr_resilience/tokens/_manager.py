@@ -70,7 +70,7 @@ from .._errors import TokenRefreshError
 from ..observe import emit, register_secret
 from ..policy._model import Backoff, TokenSettings
 from ._store import Claim, LocalTokenStore, TokenStore
-from ._token import Provider, Token, fingerprint
+from ._token import Provider, Token, expiry_problem, fingerprint
 
 __all__ = [
     "DEFAULT_FAILURE_COOLDOWN",
@@ -104,6 +104,16 @@ _State: TypeAlias = "tuple[str, float, float]"
 
 def _refresh_error(message: str, hint: str = _HINT) -> TokenRefreshError:
     return TokenRefreshError(message, code=None, action=_ACTION, hint=hint)
+
+
+class UnusableTokenError(ValueError):
+    """The provider answered, but with a token that cannot be used: asking again will not help.
+
+    Not retried (``retryable``): the refresh fails at once and its cool-down keeps callers from
+    asking the provider again on every use.
+    """
+
+    retryable = False
 
 
 def _provider_error(exc: BaseException | None) -> TokenRefreshError:
@@ -658,8 +668,9 @@ class TokenManager:
             )
         if not isinstance(token.value, str) or not token.value:
             raise ValueError("the token provider returned an empty token")
-        if token.expires_at is not None and token.expires_at <= self._clock():
-            raise ValueError("the token provider returned a token that has already expired")
+        problem = expiry_problem(token.expires_at, self._clock())
+        if problem is not None:
+            raise UnusableTokenError(f"the token provider returned a token that {problem}"[:200])
         return token
 
     # -- drivers: only how the effects are performed and waited for differs --------------------

@@ -8,6 +8,7 @@ so two log lines can be matched) and short, and cannot be turned back into the v
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -32,6 +33,25 @@ class Token:
 
     def __str__(self) -> str:
         return fingerprint(self.value)
+
+
+def expiry_problem(expires_at: object, now: float) -> str | None:
+    """Why ``expires_at`` cannot be a token's expiry (unix seconds at ``now``); None if it can.
+
+    The reason completes "a token that ...".
+
+    ``None`` (never expires) is fine; NaN, an infinity or a time already past is not: such a
+    token would be renewed on every use, or kept forever.
+    """
+    if expires_at is None:
+        return None
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+        return f"has an expiry of type {type(expires_at).__name__}, not unix seconds"
+    if not math.isfinite(expires_at):
+        return f"expires at {expires_at!r}, which is not a time"
+    if expires_at <= now:
+        return "has already expired"
+    return None
 
 
 Provider: TypeAlias = Callable[[], "Token | str | Awaitable[Token | str]"]
