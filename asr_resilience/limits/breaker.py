@@ -32,7 +32,7 @@ from typing import Literal
 from ..policy.model import CircuitBreakerSettings
 from .budget import _SecondRing
 
-__all__ = ["PASS", "PROBE", "REFUSED", "BreakerState", "CircuitBreaker"]
+__all__ = ["PASS", "PROBE", "REFUSED", "BreakerState", "CircuitBreaker", "probe_owner"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -162,21 +162,26 @@ class CircuitBreaker(_SecondRing):
             self._open(now)
         self._notify(state, "open")
 
-    def release_probe(self) -> None:
+    def release_probe(self, owner: tuple[int, int] | None = None) -> None:
         """The probe ended without a verdict (e.g. cancelled): let another probe through.
 
         Safe to call from any exit in any state: only the caller that took the probe frees it.
+        ``owner`` is that caller as :func:`probe_owner` named it when it took the probe (default:
+        the caller running now); pass it when the probe may come back from elsewhere, e.g. an
+        async generator that the event loop closes in a task of its own.
         """
         if self._fast:
             return
+        if owner is None:
+            owner = probe_owner()
         with self._lock:
-            if self._state == "half_open" and self._probe_out and self._probe_owner == _caller():
+            if self._state == "half_open" and self._probe_out and self._probe_owner == owner:
                 self._probe_out = False
 
     def _take_probe(self, now: float) -> None:
         self._probe_out = True
         self._probe_at = now
-        self._probe_owner = _caller()
+        self._probe_owner = probe_owner()
 
     def _open(self, now: float) -> None:
         self._fast = False
@@ -198,8 +203,12 @@ class CircuitBreaker(_SecondRing):
         return f"CircuitBreaker(state={self._state!r}, settings={self.settings!r})"
 
 
-def _caller() -> tuple[int, int]:
-    """The thread and asyncio task running now: who took a probe, or gives one back."""
+def probe_owner() -> tuple[int, int]:
+    """The thread and asyncio task running now: who takes a probe, or gives one back.
+
+    What :meth:`CircuitBreaker.ticket` records for a :data:`PROBE`; a caller that may give the
+    probe back from elsewhere keeps it for :meth:`CircuitBreaker.release_probe`.
+    """
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no running loop in this thread

@@ -26,8 +26,10 @@ import asyncio
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..limits.breaker import PASS, PROBE, REFUSED
+from ..limits.breaker import PASS, PROBE, REFUSED, probe_owner
 from .call import (
+    PROPAGATE,
+    AdmissionTimeout,
     CallState,
     CircuitOpen,
     DeadlineTimeout,
@@ -77,6 +79,7 @@ class Attempt:
         "_failure",
         "_flags",
         "_manager",
+        "_owner",
         "_permit",
         "_phase",
         "_task",
@@ -87,6 +90,7 @@ class Attempt:
         "token",
     )
     _failure: Failure | None
+    _owner: tuple[int, int]
     _phase: str
     _ticket: int
     _timer: asyncio.TimerHandle
@@ -131,6 +135,7 @@ class Attempt:
                 if ticket == REFUSED:
                     raise CircuitOpen()
                 self._ticket = ticket
+                self._owner = probe_owner()  # the probe may come back from another task
         limiter = scope.limiter
         if limiter is not None:
             self._permit = limiter.acquire_sync(timeout=self.remaining)
@@ -143,7 +148,7 @@ class Attempt:
                 try:
                     token = tokens.get_sync(timeout=self.remaining)
                 except TimeoutError:
-                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+                    raise AdmissionTimeout(_PASSED.format("the token fetch")) from None
             self.token = state.token = token
 
     async def admit(self) -> None:
@@ -157,6 +162,7 @@ class Attempt:
                 if ticket == REFUSED:
                     raise CircuitOpen()
                 self._ticket = ticket
+                self._owner = probe_owner()  # the probe may come back from another task
         limiter = scope.limiter
         if limiter is not None:
             self._phase = "the wait for a concurrency slot"
@@ -171,7 +177,7 @@ class Attempt:
                 try:
                     token = await tokens.get(timeout=self.remaining)
                 except TimeoutError:
-                    raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+                    raise AdmissionTimeout(_PASSED.format("the token fetch")) from None
             self.token = state.token = token
         self._phase = "the attempt"
 
@@ -254,6 +260,8 @@ class Attempt:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
             phase = getattr(self, "_phase", "the attempt")
+            if phase != "the attempt":  # still being admitted: nothing reached the service
+                return AdmissionTimeout(_PASSED.format(phase))
             return DeadlineTimeout(_PASSED.format(phase))
         return None
 
@@ -285,8 +293,13 @@ class Attempt:
                 throttled = failure is not None and failure.throttled
                 permit.release("throttled" if throttled else "dropped")
         self._settle_scope(exc, failure)
-        if exc is None or not isinstance(exc, Exception):
-            return None  # success, or a cancellation / interrupt: nothing to decide
+        if exc is None:
+            return None
+        if not isinstance(exc, Exception):
+            # A cancellation or interrupt: nothing to decide, and the loop must not act on the
+            # step a previous failure left (a "retry" would swallow the cancellation).
+            (state or self.state).step = PROPAGATE
+            return None
         return (state or self.state).decide(exc, failure)
 
     def abandon(self) -> None:
@@ -313,7 +326,9 @@ class Attempt:
             return
         if failure is None:
             if getattr(self, "_ticket", PASS) == PROBE and breaker is not None:
-                breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
+                # No verdict (unknown error, cancelled, no slot): the next caller probes. Named
+                # owner: an abandoned async block is closed by the loop, in another task.
+                breaker.release_probe(self._owner)
             return
         if first and scope.budget is not None:
             scope.budget.deposit(now)
