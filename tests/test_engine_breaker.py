@@ -300,3 +300,41 @@ def test_interrupted_retry_attempt_ends_the_call(rig: Rig) -> None:
     with no_wait(), pytest.raises(KeyboardInterrupt):
         rig.sync_call("decorator", body)
     assert attempts == 2
+
+
+# -- a slot granted after the deadline ---------------------------------------------------------
+
+
+@FORMS
+async def test_slot_granted_after_the_deadline_is_not_used(tmp_path: Path, form: str) -> None:
+    """A call served a slot only after its deadline ends in DeadlineExceededError, unrun."""
+    policy = write_policy(tmp_path, ONE_SLOT)
+    clock = FakeClock()
+    limiter = get_scope("late-slot", policy, clock=clock.monotonic).limiter
+    assert limiter is not None
+    held = await limiter.acquire()
+    assert held is not None
+    ran = False
+
+    async def body() -> str:
+        nonlocal ran
+        ran = True
+        return "ran"
+
+    async def call() -> str:
+        if form == "decorator":
+            return await ar.resilient(policy, scope="late-slot", clock=clock.clock())(body)()
+        async for attempt in ar.retrying(policy, scope="late-slot", clock=clock.clock()):
+            with attempt:
+                return await body()
+        raise AssertionError("the block form ended without an outcome")
+
+    task = asyncio.create_task(call())
+    await asyncio.sleep(0)  # the task's first step runs up to its wait for the slot
+    assert limiter.stats()["waiting"] == 1
+    clock.advance(policy.defaults.deadline + 1)  # the fake deadline passes; the real wait goes on
+    held.release("success")
+    with pytest.raises(ar.DeadlineExceededError, match="slot"):
+        await task
+    assert not ran
+    assert limiter.in_flight == 0

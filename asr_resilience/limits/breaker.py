@@ -9,8 +9,11 @@ fresh window, a server-class failure reopens it for another ``open_for``.
 
 A probe that ends without a verdict comes back through ``release_probe``, which the engine calls
 on *every* such exit -- also for calls that were admitted while the breaker was still closed and
-are no probe at all. So the probe remembers who took it (thread and asyncio task), and
-``release_probe`` from anyone else, or with no probe out, or in any other state, does nothing. A
+are no probe at all. So the probe remembers who took it (thread and asyncio task, see
+:func:`probe_owner`), and ``release_probe`` for anyone else, or with no probe out, or in any
+other state, does nothing. The engine names the owner it recorded when it took the probe, so a
+probe also comes back from where its caller did not run (an abandoned async generator is closed
+by the event loop, in a task of its own). A
 probe nobody gives back (its caller exited elsewhere) is presumed lost after ``open_for``, and
 the next caller becomes the probe: half-open can never wedge shut.
 

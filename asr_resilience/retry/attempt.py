@@ -141,6 +141,7 @@ class Attempt:
             self._permit = limiter.acquire_sync(timeout=self.remaining)
             if self._permit is None:
                 raise QueueTimeout()
+            self._check_deadline("the wait for a concurrency slot")
         tokens = state.settings.tokens
         if tokens is not None:
             token = tokens.current()
@@ -149,6 +150,7 @@ class Attempt:
                     token = tokens.get_sync(timeout=self.remaining)
                 except TimeoutError:
                     raise AdmissionTimeout(_PASSED.format("the token fetch")) from None
+                self._check_deadline("the token fetch")
             self.token = state.token = token
 
     async def admit(self) -> None:
@@ -169,6 +171,7 @@ class Attempt:
             self._permit = await limiter.acquire(timeout=self.remaining)
             if self._permit is None:
                 raise QueueTimeout()
+            self._check_deadline(self._phase)
         tokens = state.settings.tokens
         if tokens is not None:
             token = tokens.current()
@@ -178,8 +181,15 @@ class Attempt:
                     token = await tokens.get(timeout=self.remaining)
                 except TimeoutError:
                     raise AdmissionTimeout(_PASSED.format("the token fetch")) from None
+                self._check_deadline("the token fetch")
             self.token = state.token = token
         self._phase = "the attempt"
+
+    def _check_deadline(self, phase: str) -> None:
+        """A slot or token that came at (or after) the deadline is not used: no time is left."""
+        state = self.state
+        if state.monotonic() >= state.deadline_at:
+            raise AdmissionTimeout(_PASSED.format(phase))
 
     # -- the block -----------------------------------------------------------------------------
 
