@@ -10,8 +10,11 @@ fresh window, a server-class failure reopens it for another ``open_for``.
 
 A probe that ends without a verdict comes back through ``release_probe``, which the engine calls
 on *every* such exit -- also for calls that were admitted while the breaker was still closed and
-are no probe at all. So the probe remembers who took it (thread and asyncio task), and
-``release_probe`` from anyone else, or with no probe out, or in any other state, does nothing. A
+are no probe at all. So the probe remembers who took it (thread and asyncio task, see
+:func:`probe_owner`), and ``release_probe`` for anyone else, or with no probe out, or in any
+other state, does nothing. The engine names the owner it recorded when it took the probe, so a
+probe also comes back from where its caller did not run (an abandoned async generator is closed
+by the event loop, in a task of its own). A
 probe nobody gives back (its caller exited elsewhere) is presumed lost after ``open_for``, and
 the next caller becomes the probe: half-open can never wedge shut.
 
@@ -33,7 +36,7 @@ from typing import Literal
 from ..policy._model import CircuitBreakerSettings
 from ._budget import _SecondRing
 
-__all__ = ["PASS", "PROBE", "REFUSED", "BreakerState", "CircuitBreaker"]
+__all__ = ["PASS", "PROBE", "REFUSED", "BreakerState", "CircuitBreaker", "probe_owner"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -163,21 +166,26 @@ class CircuitBreaker(_SecondRing):
             self._open(now)
         self._notify(state, "open")
 
-    def release_probe(self) -> None:
+    def release_probe(self, owner: tuple[int, int] | None = None) -> None:
         """The probe ended without a verdict (e.g. cancelled): let another probe through.
 
         Safe to call from any exit in any state: only the caller that took the probe frees it.
+        ``owner`` is that caller as :func:`probe_owner` named it when it took the probe (default:
+        the caller running now); pass it when the probe may come back from elsewhere, e.g. an
+        async generator that the event loop closes in a task of its own.
         """
         if self._fast:
             return
+        if owner is None:
+            owner = probe_owner()
         with self._lock:
-            if self._state == "half_open" and self._probe_out and self._probe_owner == _caller():
+            if self._state == "half_open" and self._probe_out and self._probe_owner == owner:
                 self._probe_out = False
 
     def _take_probe(self, now: float) -> None:
         self._probe_out = True
         self._probe_at = now
-        self._probe_owner = _caller()
+        self._probe_owner = probe_owner()
 
     def _open(self, now: float) -> None:
         self._fast = False
@@ -199,8 +207,12 @@ class CircuitBreaker(_SecondRing):
         return f"CircuitBreaker(state={self._state!r}, settings={self.settings!r})"
 
 
-def _caller() -> tuple[int, int]:
-    """The thread and asyncio task running now: who took a probe, or gives one back."""
+def probe_owner() -> tuple[int, int]:
+    """The thread and asyncio task running now: who takes a probe, or gives one back.
+
+    What :meth:`CircuitBreaker.ticket` records for a :data:`PROBE`; a caller that may give the
+    probe back from elsewhere keeps it for :meth:`CircuitBreaker.release_probe`.
+    """
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no running loop in this thread

@@ -29,8 +29,10 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..limits._breaker import PROBE, REFUSED
+from ..limits._breaker import PROBE, REFUSED, probe_owner
 from ._call import (
+    PROPAGATE,
+    AdmissionTimeout,
     CallState,
     CircuitOpen,
     DeadlineTimeout,
@@ -76,6 +78,7 @@ class Attempt:
         "_failure",
         "_flags",
         "_manager",
+        "_owner",
         "_permit",
         "_phase",
         "_task",
@@ -87,6 +90,7 @@ class Attempt:
         "token",
     )
     _failure: Failure | None
+    _owner: tuple[int, int]
     _phase: str
     _ticket: int
     _timer: int  # the deadline watch's ticket
@@ -136,6 +140,8 @@ class Attempt:
             if ticket == REFUSED:
                 raise CircuitOpen()
             self._ticket = ticket
+            if ticket == PROBE:
+                self._owner = probe_owner()  # the probe may come back from another task
         if scope.limiter is not None:
             return False
         tokens = state.settings.tokens
@@ -175,6 +181,7 @@ class Attempt:
         if permit is None:
             raise QueueTimeout()
         self._permit = permit
+        self._check_deadline("the wait for a concurrency slot")
 
     def _took_token(self, token: str) -> None:
         self.token = self.state.token = token
@@ -186,7 +193,14 @@ class Attempt:
         try:
             yield
         except TimeoutError:
-            raise DeadlineTimeout(_PASSED.format("the token fetch")) from None
+            raise AdmissionTimeout(_PASSED.format("the token fetch")) from None
+        self._check_deadline("the token fetch")
+
+    def _check_deadline(self, phase: str) -> None:
+        """A slot or token that came at (or after) the deadline is not used: no time is left."""
+        state = self.state
+        if state.monotonic() >= state.deadline_at:
+            raise AdmissionTimeout(_PASSED.format(phase))
 
     # -- the block -----------------------------------------------------------------------------
 
@@ -248,7 +262,7 @@ class Attempt:
             if self._manager is None:
                 raise timeout from exc
             timeout.__cause__ = exc
-            exc_type, exc, tb = DeadlineTimeout, timeout, timeout.__traceback__
+            exc_type, exc, tb = type(timeout), timeout, timeout.__traceback__
         elif exc is None and self._flags & _HELD:
             self._settle_scope(None)  # the leg started: the breaker and budget see a success
         else:
@@ -275,6 +289,8 @@ class Attempt:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
             phase = getattr(self, "_phase", "the attempt")
+            if phase != "the attempt":  # still being admitted: nothing reached the service
+                return AdmissionTimeout(_PASSED.format(phase))
             return DeadlineTimeout(_PASSED.format(phase))
         return None
 
@@ -309,8 +325,15 @@ class Attempt:
                 throttled = failure is not None and failure.throttled
                 permit.release("throttled" if throttled else "dropped")
         self._settle_scope(exc, failure)
-        if exc is None or not decide or not isinstance(exc, Exception):
-            return None  # success, or a cancellation / interrupt: nothing to decide
+        if exc is None:
+            return None
+        if not isinstance(exc, Exception):
+            # A cancellation or interrupt: nothing to decide, and the loop must not act on the
+            # step a previous failure left (a "retry" would swallow the cancellation).
+            (state or self.state).step = PROPAGATE
+            return None
+        if not decide:
+            return None
         return (state or self.state).decide(exc, failure)
 
     def abandon(self) -> None:
@@ -337,7 +360,9 @@ class Attempt:
             return
         if failure is None:
             if self._ticket == PROBE and breaker is not None:
-                breaker.release_probe()  # no verdict (unknown error, cancelled): next probe
+                # No verdict (unknown error, cancelled, no slot): the next caller probes. Named
+                # owner: an abandoned async block is closed by the loop, in another task.
+                breaker.release_probe(self._owner)
             return
         if first and scope.budget is not None:
             scope.budget.deposit(now)

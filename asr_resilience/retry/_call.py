@@ -52,6 +52,13 @@ class DeadlineTimeout(AsrResilienceError, TimeoutError):
     """
 
 
+class AdmissionTimeout(DeadlineTimeout):
+    """The deadline passed while the attempt was still being admitted (a slot, the token).
+
+    Nothing reached the service, so the breaker and the limiter learn nothing from it.
+    """
+
+
 class ResultFailure(Exception):
     """A returned value that signals a vendor failure (a REST body with a failing status)."""
 
@@ -79,7 +86,9 @@ def classify(exc: BaseException) -> Failure | None:
     """The failure ``exc`` stands for (None: not the service's); the one classification."""
     if isinstance(exc, ResultFailure):
         return exc.failure
-    if not isinstance(exc, Exception) or isinstance(exc, CircuitOpen | QueueTimeout):
+    if not isinstance(exc, Exception) or isinstance(
+        exc, CircuitOpen | QueueTimeout | AdmissionTimeout
+    ):
         return None
     return extract_failure(exc)
 
