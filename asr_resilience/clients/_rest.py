@@ -7,6 +7,11 @@ raw audio as the body; the answer is JSON ``{"task_id", "result", "status", "mes
 examples parse the body under any non-200), so it is raised as ``NlsError`` with the code; an
 error without such a body stays httpx's ``HTTPStatusError``, which the extractor classifies by
 the HTTP status. httpx's transport errors are left to the extractor as well.
+
+The errors raised carry no token: ``NlsError`` scrubs the vendor's text (``The token '…' has
+expired!``) when it is built, and the call's final error leaves with its chain scrubbed. A
+token with whitespace or control characters is refused before the request
+(:class:`~asr_resilience.InvalidTokenError`); redirects are never followed.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from ._audio import AudioData, load_audio
-from ._credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
+from ._credentials import TOKEN_HEADER, check_token, resolve_appkey, resolve_tokens
 from ._results import Recognition
 
 __all__ = ["DEFAULT_REST_URL", "RestRecognizer"]
@@ -110,9 +115,12 @@ class RestRecognizer:
         response = await client.post(
             self.url,
             params=query,
-            headers={TOKEN_HEADER: token, "Content-Type": "application/octet-stream"},
+            headers={TOKEN_HEADER: check_token(token), "Content-Type": "application/octet-stream"},
             content=data.data,
             timeout=self.timeout,
+            # The token header must never reach another address: a redirect is not followed
+            # (even on a shared client built with follow_redirects=True); it fails by its status.
+            follow_redirects=False,
         )
         try:
             body = response.json()
