@@ -18,6 +18,7 @@ registered with the log redaction.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from typing import Any
@@ -198,6 +199,13 @@ class AliyunTokenProvider:
     @property
     def access_key_id(self) -> str:
         return self._access_key_id
+
+    @property
+    def identity(self) -> str:
+        """Who the tokens belong to, without the secret: a hash of the AccessKey id, the region
+        and the endpoint. ``RedisTokenCache`` keys the fleet's shared token by it."""
+        text = f"{self._access_key_id}\n{self._region}\n{self.url}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     @property
     def region(self) -> str:
