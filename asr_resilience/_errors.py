@@ -1,5 +1,9 @@
 """The exception tree of asr_resilience.
 
+The texts an exception keeps (message, ``args``, detail) are scrubbed of tokens and secrets when
+it is built (``_secrets.redact_text``): a vendor text such as ``The token '…' has expired!``
+never reaches a traceback.
+
 ::
 
     AsrResilienceError                 root: catch this to catch everything the library raises
@@ -14,6 +18,8 @@
     └── ResilienceError                the policy decided how a call ends (.code, .action, .hint,
         │                              .attempts; the last underlying error as __cause__)
         ├── FixClientError             the request is wrong: fix the caller
+        │   ├── InvalidTokenError  a token with whitespace or control characters
+        │   └── RedirectRefusedError  the handshake was answered with a redirect
         ├── FailFastError              a retry cannot help (account, entitlement, outcome)
         ├── RetryExhaustedError        the attempts allowed by the rule are spent
         ├── DeadlineExceededError      the next wait would cross the call's deadline
@@ -28,6 +34,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ._secrets import redact_text
 
 if TYPE_CHECKING:
     from ._attempts import AttemptRecord
@@ -74,6 +82,7 @@ class NlsError(AsrResilienceError):
         *,
         http_status: int | None = None,
     ) -> None:
+        message = redact_text(message)
         self.code = code
         self.message = message
         self.task_id = task_id
@@ -92,6 +101,7 @@ class TransportError(AsrResilienceError):
     """The connection failed below the NLS protocol: refused, reset, abnormal close, timeout."""
 
     def __init__(self, kind: str, detail: str = "") -> None:
+        detail = redact_text(detail)
         self.kind = kind
         self.detail = detail
         super().__init__(f"{kind}: {detail}" if detail else kind)
@@ -99,6 +109,9 @@ class TransportError(AsrResilienceError):
 
 class ProtocolError(AsrResilienceError):
     """A peer broke the NLS protocol."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
 
 class LocalProtocolError(ProtocolError):
@@ -123,11 +136,11 @@ class ResilienceError(AsrResilienceError):
         hint: str = "",
         attempts: Sequence[AttemptRecord] = (),
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact_text(message))
         self.code = code
         if action is not None:
             self.action = action
-        self.hint = hint or ""  # never rendered as "None"
+        self.hint = redact_text(hint) if hint else ""  # never rendered as "None"
         self.attempts: tuple[AttemptRecord, ...] = tuple(attempts)
 
     def __str__(self) -> str:
@@ -139,6 +152,36 @@ class FixClientError(ResilienceError):
     """The request is wrong (parameters, audio format, protocol misuse): never retried."""
 
     action = "fix-client"
+
+
+class InvalidTokenError(FixClientError, ValueError):
+    """The token holds characters no NLS token has (whitespace, a line break, a control
+    character): refused before anything is sent, and never echoed."""
+
+    def __init__(self, where: str = "the token") -> None:
+        super().__init__(
+            f"{where} holds whitespace, a line break or a control character, which no NLS token "
+            "has: strip the value (read from a file or the environment?) before passing it",
+            code=None,
+        )
+
+
+class RedirectRefusedError(FixClientError):
+    """The gateway answered the WebSocket handshake with a redirect: the token is never sent
+    to the address a redirect names, so the call ends here (``status`` is the HTTP status,
+    ``location`` where it pointed, scrubbed)."""
+
+    def __init__(self, status: int, location: str) -> None:
+        self.status = status
+        self.location = redact_text(location)
+        super().__init__(
+            f"the gateway answered the handshake with HTTP {status} redirecting to "
+            f"{self.location or '(no Location)'}: refused, the token is never sent to another "
+            "address",
+            code=None,
+            hint="point url= at the gateway itself (the address the redirect names, if you "
+            "trust it)",
+        )
 
 
 class FailFastError(ResilienceError):

@@ -92,7 +92,7 @@ def _storm_worker(url: str, prefix: str, calls: int, ready: Any, start: Any) -> 
     _quiet()
     connection = FleetConnection.from_url(url)
     cache = RedisTokenCache(
-        _CountingProvider(url, prefix), connection=connection, key_prefix=prefix
+        _CountingProvider(url, prefix), connection=connection, key_prefix=prefix, name="bench"
     )
 
     async def storm() -> None:

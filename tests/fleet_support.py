@@ -359,7 +359,7 @@ def fetch_tokens(
 
     connection = FleetConnection.from_url(url)
     provider = CountingRedisProvider(url, key_prefix, expires_in)
-    cache = RedisTokenCache(provider, connection=connection, key_prefix=key_prefix)
+    cache = RedisTokenCache(provider, connection=connection, key_prefix=key_prefix, name="fleet")
     with ThreadPoolExecutor(callers) as pool:
         start.wait(30)
         values = list(pool.map(lambda _: cache.get_sync(), range(callers)))

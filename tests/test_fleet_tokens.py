@@ -63,6 +63,7 @@ def _held(cache: RedisTokenCache) -> str | None:
 def _cache(
     connection: FleetConnection, prefix: str, provider: Any, **kwargs: Any
 ) -> RedisTokenCache:
+    kwargs.setdefault("name", "test")
     return RedisTokenCache(provider, connection=connection, key_prefix=prefix, **kwargs)
 
 
@@ -71,7 +72,7 @@ def test_is_a_token_manager(connection: FleetConnection, prefix: str) -> None:
     cache = _cache(connection, prefix, Provider())
     assert isinstance(cache, TokenManager)
     assert cache.current() is None
-    assert cache.key == f"{prefix}token:{{default}}"
+    assert cache.key == f"{prefix}token:{{test}}"
 
 
 def test_second_worker_adopts_the_shared_token(connection: FleetConnection, prefix: str) -> None:
@@ -183,7 +184,7 @@ async def test_async_waiter_adopts_the_refreshers_token(
 ) -> None:
     """An async worker that finds the lock taken waits, then uses the token the fleet stores."""
     provider = Provider()
-    store = WatchedStore(connection, key_prefix=prefix)
+    store = WatchedStore(connection, key_prefix=prefix, name="test")
     waiter = TokenManager(provider, store=store)
     other = _cache(connection, prefix, provider)
     lock = f"{other.key}:lock"
@@ -220,7 +221,7 @@ def test_redis_down_at_start_tokens_are_local(events: list[str]) -> None:
     connection = FleetConnection.from_url(f"redis://127.0.0.1:{fs.free_port()}/0")
     try:
         provider = Provider()
-        cache = RedisTokenCache(provider, connection=connection)
+        cache = RedisTokenCache(provider, connection=connection, name="test")
         started = time.monotonic()
         assert cache.get_sync() == "fleet-0001-secret"
         assert cache.invalidate("fleet-0001-secret")
@@ -239,7 +240,7 @@ def test_no_redis_url_means_local_tokens(
 
     monkeypatch.delenv("ASR_RESILIENCE_REDIS_URL", raising=False)
     try:
-        cache = RedisTokenCache(Provider())
+        cache = RedisTokenCache(Provider(), name="test")
         assert not cache.connection.healthy
         assert cache.get_sync() == "fleet-0001-secret"
         assert "asr_resilience.fleet_unavailable" in events
@@ -252,7 +253,7 @@ def test_redis_restart_mid_run(private_redis: fs.RedisServer, events: list[str])
     connection = FleetConnection.from_url(private_redis.url, probe_interval=0.05)
     try:
         provider = Provider()
-        cache = RedisTokenCache(provider, connection=connection)
+        cache = RedisTokenCache(provider, connection=connection, name="test")
         first = cache.get_sync()
         private_redis.kill()
         cache.invalidate(first)
@@ -275,7 +276,7 @@ async def test_async_refresh_with_redis_gone(private_redis: fs.RedisServer) -> N
     connection = FleetConnection.from_url(private_redis.url, probe_interval=0.05)
     try:
         provider = Provider()
-        cache = RedisTokenCache(provider, connection=connection)
+        cache = RedisTokenCache(provider, connection=connection, name="test")
         first = await cache.get()
         private_redis.kill()
         cache.invalidate(first)
@@ -430,9 +431,98 @@ def test_refresh_cancelled_by_its_loop_frees_the_lock(
 def test_composed_store_is_the_same_as_the_cache(connection: FleetConnection, prefix: str) -> None:
     """TokenManager(provider, store=RedisTokenStore(...)) shares the token as RedisTokenCache."""
     provider = Provider()
-    composed = TokenManager(provider, store=RedisTokenStore(connection, key_prefix=prefix))
+    composed = TokenManager(
+        provider, store=RedisTokenStore(connection, key_prefix=prefix, name="test")
+    )
     cache = _cache(connection, prefix, provider)
     assert composed.get_sync() == cache.get_sync() == "fleet-0001-secret"
     assert provider.calls == 1
-    assert cache.redis_store.key == cache.key == f"{prefix}token:{{default}}"
+    assert cache.redis_store.key == cache.key == f"{prefix}token:{{test}}"
     assert "RedisTokenStore" in repr(cache)
+
+
+# -- whose token: the name, and what is read back --------------------------------------------------
+
+
+class IdentifiedProvider(Provider):
+    """A Provider that knows whose credentials it holds (as AliyunTokenProvider does)."""
+
+    def __init__(self, identity: str) -> None:
+        super().__init__()
+        self.identity = identity
+
+
+def test_a_provider_without_identity_needs_a_name(connection: FleetConnection) -> None:
+    """No name and no provider identity: a clear ValueError, never a shared default key."""
+    with pytest.raises(ValueError, match="needs name="):
+        RedisTokenCache(Provider(), connection=connection)
+    with pytest.raises(ValueError, match="braces"):
+        RedisTokenCache(Provider(), connection=connection, name="a}b")
+
+
+def test_two_accesskeys_on_one_redis_get_their_own_tokens(
+    connection: FleetConnection, prefix: str
+) -> None:
+    """Two services with different credentials on one Redis each get their own token; two
+    workers with the same credentials share one."""
+    first, second = IdentifiedProvider("ak-one"), IdentifiedProvider("ak-two")
+    a = RedisTokenCache(first, connection=connection, key_prefix=prefix)
+    b = RedisTokenCache(second, connection=connection, key_prefix=prefix)
+    assert a.key != b.key
+    assert a.get_sync() == b.get_sync() == "fleet-0001-secret"  # each its own provider's
+    assert (first.calls, second.calls) == (1, 1)
+    same = RedisTokenCache(IdentifiedProvider("ak-one"), connection=connection, key_prefix=prefix)
+    assert same.key == a.key
+    assert same.get_sync() == "fleet-0001-secret"
+
+
+def test_aliyun_provider_identity_keys_the_shared_token(
+    connection: FleetConnection, prefix: str
+) -> None:
+    """AliyunTokenProvider's identity hashes the AccessKey id and endpoint, never the secret;
+    RedisTokenCache uses it as the name."""
+    pytest.importorskip("alibabacloud_nls_cloud_meta20190228")
+    from asr_resilience.tokens import AliyunTokenProvider
+
+    one = AliyunTokenProvider("LTAI-one", "secret-one-123456", endpoint="http://127.0.0.1:1/")
+    again = AliyunTokenProvider("LTAI-one", "other-secret-6543", endpoint="http://127.0.0.1:1/")
+    two = AliyunTokenProvider("LTAI-two", "secret-one-123456", endpoint="http://127.0.0.1:1/")
+    elsewhere = AliyunTokenProvider("LTAI-one", "secret-one-123456", endpoint="http://127.0.0.1:2/")
+    assert one.identity == again.identity
+    assert len({one.identity, two.identity, elsewhere.identity}) == 3
+    cache = RedisTokenCache(one, connection=connection, key_prefix=prefix)
+    assert cache.key == f"{prefix}token:{{id-{one.identity}}}"
+    assert "secret-one" not in cache.key
+    assert "LTAI-one" not in cache.key
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"value": "has space", "expires_at": "4102444800"},
+        {"value": "line\nbreak", "expires_at": "4102444800"},
+        {"value": "ok-token-value", "expires_at": "nan"},
+        {"value": "ok-token-value", "expires_at": "inf"},
+        {"value": "ok-token-value", "expires_at": "soon"},
+        {"value": "x" * 5000, "expires_at": "4102444800"},
+        {"expires_at": "4102444800"},
+        {"value": "ok-token-value", "expires_at": "4102444800", "issued_at": "nan"},
+    ],
+)
+def test_garbage_in_redis_is_replaced_not_used(
+    connection: FleetConnection, prefix: str, fields: dict[str, str], events: list[str]
+) -> None:
+    """A token hash holding garbage (bad characters, an expiry that is not a finite number,
+    no value) is dropped and replaced by a fresh token; it is never handed out."""
+    provider = Provider()
+    cache = _cache(connection, prefix, provider)
+    connection.client.hset(cache.key, mapping=fields)
+    value = cache.get_sync()
+    if fields.get("issued_at") == "nan":  # a valid token with a bad issued_at: used as it is
+        assert value == "ok-token-value"
+        assert provider.calls == 0
+        return
+    assert value == "fleet-0001-secret"
+    assert provider.calls == 1
+    assert connection.client.hget(cache.key, "value") == "fleet-0001-secret"
+    assert "asr_resilience.fleet_token_key_repaired" in events

@@ -210,6 +210,84 @@ def test_client_rejects_events_for_another_task() -> None:
     assert pair.client.state is State.ERROR
 
 
+def _frame(client: ClientProtocol, name: str, payload: dict[str, Any], **header: Any) -> str:
+    head = {"namespace": client.namespace, "name": name, "task_id": client.task_id}
+    head.update(header)
+    return json.dumps({"header": head, "payload": payload})
+
+
+@pytest.mark.parametrize("header", [{}, {"status": 20000000}])
+def test_task_failed_without_a_failing_status_is_a_protocol_error(header: dict[str, Any]) -> None:
+    """TaskFailed with no status, or with the success code, is a remote protocol error, never
+    a Failed event (an NlsError) carrying 20000000."""
+    client = ClientProtocol(RECOGNIZER, "k")
+    client.start()
+    with pytest.raises(RemoteProtocolError, match="without a failing status"):
+        client.receive(_frame(client, "TaskFailed", {}, status_text="oops", **header))
+    assert client.state is State.ERROR
+
+
+@pytest.mark.parametrize("namespace", [RECOGNIZER, "Default"])
+def test_task_failed_for_another_task_is_a_protocol_error(namespace: str) -> None:
+    """A TaskFailed naming another task is rejected like any other event of another task."""
+    client = ClientProtocol(RECOGNIZER, "k")
+    client.start()
+    frame = _frame(client, "TaskFailed", {}, namespace=namespace, status=40000005, task_id="f" * 32)
+    with pytest.raises(RemoteProtocolError, match="another task"):
+        client.receive(frame)
+    assert client.state is State.ERROR
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("SentenceBegin", {"index": 1, "time": -5}),
+        ("SentenceBegin", {"index": -1, "time": 5}),
+        ("TranscriptionResultChanged", {"index": 1, "time": -1, "result": "x"}),
+        ("SentenceEnd", {"index": 1, "time": 100, "begin_time": -10, "result": "x"}),
+        ("SentenceEnd", {"index": 1, "time": 100, "begin_time": 500, "result": "x"}),
+        (
+            "SentenceEnd",
+            {
+                "index": 1,
+                "time": 900,
+                "begin_time": 100,
+                "result": "x",
+                "words": [{"text": "x", "startTime": 300, "endTime": 200}],
+            },
+        ),
+        (
+            "SentenceEnd",
+            {
+                "index": 1,
+                "time": 900,
+                "begin_time": 100,
+                "result": "x",
+                "words": [{"text": "x", "startTime": -3, "endTime": 200}],
+            },
+        ),
+    ],
+)
+def test_negative_or_inverted_times_are_protocol_errors(name: str, payload: dict[str, Any]) -> None:
+    """Negative times and indexes, and a sentence or word that ends before it begins, are
+    remote protocol errors, not delivered as they are."""
+    client = ClientProtocol(TRANSCRIBER, "k")
+    client.start()
+    client.receive(_frame(client, "TranscriptionStarted", {"session_id": "s"}))
+    with pytest.raises(RemoteProtocolError):
+        client.receive(_frame(client, name, payload))
+    assert client.state is State.ERROR
+
+
+def test_negative_duration_is_a_protocol_error() -> None:
+    """RecognitionCompleted with a negative duration is a remote protocol error."""
+    client = ClientProtocol(RECOGNIZER, "k")
+    client.start()
+    client.receive(_frame(client, "RecognitionStarted", {}))
+    with pytest.raises(RemoteProtocolError, match="negative"):
+        client.receive(_frame(client, "RecognitionCompleted", {"result": "x", "duration": -1}))
+
+
 def test_parsers_reject_malformed_frames() -> None:
     """Bad JSON, a missing header, wrong types and binary frames raise RemoteProtocolError."""
     bad: list[str | bytes] = [

@@ -5,6 +5,7 @@ Every call runs under a policy (the execution core, ``asr_resilience.retry``): t
 throttling and drops are retried, and the rest ends in a typed error.
 """
 
+from .._errors import InvalidTokenError, RedirectRefusedError
 from ._audio import (
     FRAME_BYTES,
     ONE_SENTENCE_MAX_BYTES,
@@ -41,9 +42,11 @@ __all__ = [
     "AudioGap",
     "AudioSourceError",
     "Connection",
+    "InvalidTokenError",
     "Recognition",
     "Recognizer",
     "Reconnected",
+    "RedirectRefusedError",
     "ReplayableStream",
     "RestRecognizer",
     "SentenceEvent",

@@ -13,6 +13,14 @@ websockets / asyncio                   raised instead
 ``asyncio.TimeoutError`` (Python 3.10) ``TimeoutError``
 ``OSError``, other handshake errors    unchanged (the extractor maps them)
 =====================================  ==============================================
+
+Whatever is raised leaves with its chain scrubbed (``_secrets.scrub_exception``): a close
+reason or a handshake answer that repeats the token does not reach a traceback.
+
+A handshake answered with a redirect (3xx) is refused with :class:`RedirectRefusedError`: the
+``X-NLS-Token`` header must never reach another address (websockets would follow the redirect
+and send the header again), and the gateway has no reason to redirect. A token with whitespace or
+control characters is refused with :class:`InvalidTokenError` before connecting.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 import websockets.exceptions as wsx
 from websockets.asyncio.client import ClientConnection, connect
 
-from .._errors import NlsError, TransportError
+from .._errors import AsrResilienceError, NlsError, RedirectRefusedError, TransportError
+from .._secrets import scrub_exception
 from ..observe._stdlib import redacting_logger
-from ._credentials import TOKEN_HEADER
+from ._credentials import TOKEN_HEADER, check_token
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -48,6 +57,17 @@ each attempt for websockets' default 10 s."""
 @contextmanager
 def mapped_errors() -> Iterator[None]:
     """Translate websockets' and asyncio's exceptions raised inside the block (see the table)."""
+    try:
+        with _mapping():
+            yield
+    except AsrResilienceError as error:
+        # Raised: its chain is final now (the context included), so it can be scrubbed.
+        scrub_exception(error)
+        raise
+
+
+@contextmanager
+def _mapping() -> Iterator[None]:
     try:
         yield
     except wsx.InvalidStatus as exc:
@@ -73,6 +93,16 @@ def _describe_close(exc: wsx.ConnectionClosed) -> str:
         return "the connection was lost without a close frame"
     reason = f" {frame.reason}" if frame.reason else ""
     return f"closed with code {frame.code}{reason}"
+
+
+class _NoRedirects(connect):
+    """websockets' ``connect`` that refuses every redirect instead of following it."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        if isinstance(exc, wsx.InvalidStatus) and 300 <= exc.response.status_code < 400:
+            location = exc.response.headers.get("Location", "")
+            return RedirectRefusedError(exc.response.status_code, location)
+        return exc
 
 
 class Connection:
@@ -118,10 +148,14 @@ async def open_connection(
     max_size: int | None = MAX_EVENT_BYTES,
     close_timeout: float | None = CLOSE_TIMEOUT,
 ) -> Connection:
-    """Open a WebSocket to ``url`` carrying ``token`` in the ``X-NLS-Token`` header."""
-    headers = {TOKEN_HEADER: token} if token else {}
+    """Open a WebSocket to ``url`` carrying ``token`` in the ``X-NLS-Token`` header.
+
+    Raises :class:`InvalidTokenError` for a token no gateway would take (before connecting) and
+    :class:`RedirectRefusedError` for a handshake answered with a redirect.
+    """
+    headers = {TOKEN_HEADER: check_token(token)} if token else {}
     with mapped_errors():
-        ws = await connect(
+        ws = await _NoRedirects(
             url,
             additional_headers=headers,
             open_timeout=open_timeout,

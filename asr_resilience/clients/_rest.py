@@ -11,6 +11,11 @@ the HTTP status. httpx's transport errors are left to the extractor as well.
 The answer is read as a stream and refused past ``MAX_REST_BODY`` bytes (the WebSocket client
 refuses frames past the same size): a result is a few kilobytes, and a hostile or broken
 endpoint must not fill the process's memory. The policy's deadline bounds the whole exchange.
+
+The errors raised carry no token: ``NlsError`` scrubs the vendor's text (``The token '…' has
+expired!``) when it is built, and the call's final error leaves with its chain scrubbed. A
+token with whitespace or control characters is refused before the request
+(:class:`~asr_resilience.clients.InvalidTokenError`); redirects are never followed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..retry._engine import run_async
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from ._audio import ONE_SENTENCE_MAX_BYTES, ONE_SENTENCE_MAX_SECONDS, AudioData, load_audio
-from ._credentials import TOKEN_HEADER, resolve_appkey, resolve_tokens
+from ._credentials import TOKEN_HEADER, check_token, resolve_appkey, resolve_tokens
 from ._results import Recognition
 
 __all__ = ["DEFAULT_REST_URL", "RestRecognizer"]
@@ -119,7 +124,7 @@ class RestRecognizer:
             "POST",
             self.url,
             params=query,
-            headers={TOKEN_HEADER: token, "Content-Type": "application/octet-stream"},
+            headers={TOKEN_HEADER: check_token(token), "Content-Type": "application/octet-stream"},
             content=data.data,
             timeout=self.timeout,
             # Never carry the token to wherever a redirect points, even on a shared client

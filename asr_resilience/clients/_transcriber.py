@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from .._errors import LocalProtocolError, TransportError
+from .._secrets import scrub_exception
 from ..protocol import Completed, Failed, State
 from ..protocol._client import MAX_AUDIO_FRAME
 from ..retry._attempt import Attempt
@@ -624,6 +625,8 @@ class Transcriber:
     def _end(self, error: BaseException | None) -> None:
         if self._ended.is_set():
             return
+        if error is not None:
+            scrub_exception(error)  # raised from several places, maybe logged: no secret in it
         self._error = error
         self._ended.set()
         self._live.set()  # wake senders waiting for a leg or for room: they raise or stop

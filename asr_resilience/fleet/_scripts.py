@@ -208,12 +208,33 @@ end
 local entry = redis.call('HMGET', KEYS[1], 'value', 'expires_at', 'issued_at')
 local value = entry[1]
 local now = tonumber(ARGV[3])
+local function finite(x)
+  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+end
+-- Validate what was read before anyone uses it: a token is 1..4096 visible ASCII characters
+-- (what the clients send as a header), an expiry is absent (never) or a finite number. A value
+-- written by hand or by another program is garbage: dropped and replaced, never handed out.
+if value or entry[2] then
+  local bad = not value or #value > 4096 or not string.find(value, '^[%w%p]+$')
+  if entry[2] and entry[2] ~= '' and not finite(tonumber(entry[2])) then
+    bad = true
+  end
+  if bad then
+    redis.call('DEL', KEYS[1])
+    table.insert(repaired, KEYS[1])
+    table.insert(repaired, 'a hash that holds no valid token')
+    value = false
+  end
+end
 if value then
   local expires_at = tonumber(entry[2])
   if not expires_at then
     return {0, value, '', entry[3] or '', repaired}
   end
-  local issued_at = tonumber(entry[3]) or expires_at
+  local issued_at = tonumber(entry[3])
+  if not finite(issued_at) then
+    issued_at = expires_at
+  end
   -- As TokenManager: renew refresh_ahead before expiry, but not before half the lifetime.
   local refresh_at = math.max(expires_at - tonumber(ARGV[4]),
                               issued_at + (expires_at - issued_at) / 2)

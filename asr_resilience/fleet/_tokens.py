@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -59,11 +60,12 @@ _MAX_REJECTED = 8
 class RedisTokenStore:
     """A token shared through Redis by every worker using ``name`` (a :class:`TokenStore`).
 
-    ``name`` identifies the credentials (one token per AccessKey); the keys are
-    ``{key_prefix}token:{name}`` and its ``:lock``. ``lock_ttl`` is how long a refresher may
-    hold the lock, ``wait_timeout`` how long another worker waits for it (default
-    ``1.5 × lock_ttl``: long enough for a dead refresher's lock to expire and another worker to
-    refresh).
+    ``name`` identifies the credentials (one token per AccessKey; see ``_store_name``); the
+    keys are ``{key_prefix}token:{name}`` and its ``:lock``. What is read from Redis is
+    validated (token characters, a finite expiry): garbage is dropped and replaced.
+    ``lock_ttl`` is how long a refresher may hold the lock, ``wait_timeout`` how long another
+    worker waits for it (default ``1.5 × lock_ttl``: long enough for a dead refresher's lock to
+    expire and another worker to refresh).
     """
 
     __slots__ = (
@@ -83,7 +85,7 @@ class RedisTokenStore:
         connection: FleetConnection,
         *,
         key_prefix: str = "asr_resilience:",
-        name: str = "default",
+        name: str,
         lock_ttl: float = DEFAULT_LOCK_TTL,
         wait_timeout: float | None = None,
     ) -> None:
@@ -92,7 +94,7 @@ class RedisTokenStore:
         if wait_timeout is not None and not wait_timeout >= 0:
             raise ValueError(f"wait_timeout must be >= 0 seconds, not {wait_timeout!r}")
         self._connection = connection
-        self._key = f"{key_prefix}token:{{{name}}}"
+        self._key = f"{key_prefix}token:{{{_store_name(None, name)}}}"
         self._lock_key = f"{self._key}:lock"
         self._lock_ttl = lock_ttl
         self._wait_timeout = lock_ttl * 1.5 if wait_timeout is None else wait_timeout
@@ -151,7 +153,11 @@ class RedisTokenStore:
             return Claim.LEAD
         if not value:
             return Claim.BUSY
-        token = Token(value, float(expires_at) if expires_at else None)
+        expiry = _finite(expires_at) if expires_at else None
+        if expires_at and expiry is None:  # the script validates; never use one it let through
+            self.reject(value)
+            return Claim.BUSY
+        token = Token(value, expiry)
         if token.expires_at is not None and token.expires_at <= now:
             return Claim.BUSY  # our clock is ahead of the writer's: treat it as missing
         return token
@@ -200,6 +206,43 @@ class RedisTokenStore:
             self._connection.run(operation)
 
 
+def _finite(text: object) -> float | None:
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _store_name(provider: object, name: str | None) -> str:
+    """The name a shared token is kept under: ``name``, else the provider's identity.
+
+    One token per set of credentials: a provider that knows its credentials (``identity``, as
+    :class:`~asr_resilience.tokens.AliyunTokenProvider` has: a hash of the AccessKey id and the
+    endpoint) names its token itself; any other provider needs an explicit ``name``. There is no
+    shared default, under which two services with different AccessKeys on one Redis would hand
+    each other their tokens (and fail with 40020106).
+    """
+    if name is None:
+        identity = getattr(provider, "identity", None)
+        if isinstance(identity, str) and identity:
+            return f"id-{identity}"
+        raise ValueError(
+            "RedisTokenCache needs name= for this provider: it has no identity (an "
+            "AliyunTokenProvider has one), and a shared default would give one account's token to "
+            "every service on this Redis. Name the credentials the token belongs to, e.g. "
+            "name='<AccessKey id>-<region>'"
+        )
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            "name must be 1-200 visible characters without braces (it is part of a Redis key)"
+        )
+    return name
+
+
+_NAME = re.compile(r"[\x21-\x7a\x7c\x7e]{1,200}")  # visible ASCII without { and }
+
+
 def _in_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
@@ -213,8 +256,11 @@ class RedisTokenCache(TokenManager):
 
     Only a constructor: it builds a :class:`RedisTokenStore` on ``connection`` (else the shared
     connection to ``redis_url``, else to ``$ASR_RESILIENCE_REDIS_URL``) and hands it to
-    TokenManager. ``key_prefix``, ``name``, ``lock_ttl`` and ``wait_timeout`` are the store's
-    (see there); the other keywords are TokenManager's.
+    TokenManager. ``name`` defaults to the provider's identity (an
+    :class:`~asr_resilience.tokens.AliyunTokenProvider` has one: a hash of its AccessKey id and
+    endpoint); a provider without one needs an explicit ``name`` (``ValueError`` otherwise).
+    ``key_prefix``, ``lock_ttl`` and ``wait_timeout`` are the store's (see there); the other
+    keywords are TokenManager's.
     """
 
     __slots__ = ("_redis_store",)
@@ -225,7 +271,7 @@ class RedisTokenCache(TokenManager):
         *,
         redis_url: str | None = None,
         key_prefix: str = "asr_resilience:",
-        name: str = "default",
+        name: str | None = None,
         connection: FleetConnection | None = None,
         lock_ttl: float = DEFAULT_LOCK_TTL,
         wait_timeout: float | None = None,
@@ -237,6 +283,7 @@ class RedisTokenCache(TokenManager):
         sleep: Callable[[float], None] | None = None,
         async_sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        name = _store_name(provider, name)  # before any connection is made
         store = RedisTokenStore(
             connection or shared_connection(resolve_url(FleetSettings(redis_url=redis_url))),
             key_prefix=key_prefix,
@@ -263,11 +310,12 @@ class RedisTokenCache(TokenManager):
         provider: Provider,
         settings: FleetSettings,
         *,
-        name: str = "default",
+        name: str | None = None,
         connection: FleetConnection | None = None,
         **kwargs: Any,
     ) -> RedisTokenCache:
         """A cache on the Redis server and key prefix of a policy's ``fleet:`` section."""
+        name = _store_name(provider, name)
         return cls(
             provider,
             key_prefix=settings.key_prefix,

@@ -23,7 +23,7 @@ from ._events import (
     SentenceEnded,
     Started,
     confidence_field,
-    int_field,
+    count_field,
     str_field,
     words_field,
 )
@@ -105,18 +105,24 @@ class ClientProtocol:
             raise
 
     def _interpret(self, event: m.Event) -> ProtocolEvent:
+        # Any event naming another task is not ours, whatever its name (TaskFailed included):
+        # a gateway that mixes tasks up cannot be trusted with this one's outcome.
+        if event.task_id and event.task_id != self.task_id:
+            raise RemoteProtocolError(f"{event.name} for another task {event.task_id!r}")
         if event.name == m.TASK_FAILED:
             # PROTOCOL.md "Events": TaskFailed may carry namespace "Default".
             if event.namespace not in (self.namespace, m.DEFAULT_NAMESPACE):
                 raise RemoteProtocolError(f"TaskFailed with namespace {event.namespace!r}")
+            if event.status == m.SUCCESS:
+                # No status (parsed as success) or the success code: a failure that says it is
+                # none. Raising it as NlsError(20000000) would hand the policy a success code.
+                raise RemoteProtocolError("TaskFailed without a failing status")
             self._move(st.RECV_FAILED, remote=True)
-            return Failed(event.task_id or self.task_id, event.status, event.status_text)
+            return Failed(self.task_id, event.status, event.status_text)
         if event.namespace != self.namespace:
             raise RemoteProtocolError(
                 f"event namespace {event.namespace!r} in a {self.namespace} task"
             )
-        if event.task_id and event.task_id != self.task_id:
-            raise RemoteProtocolError(f"event for another task {event.task_id!r}")
         if event.status != m.SUCCESS:
             raise RemoteProtocolError(f"{event.name} with status {event.status}")
         p = event.payload
@@ -132,7 +138,7 @@ class ClientProtocol:
                 return Completed(
                     self.task_id,
                     str_field(p, "result", ""),
-                    int_field(p, "duration") if duration is not None else None,
+                    count_field(p, "duration") if duration is not None else None,
                 )
             return Completed(self.task_id)
         if name == m.RESULT_CHANGED[self.namespace]:
@@ -141,21 +147,26 @@ class ClientProtocol:
                 return ResultChanged(str_field(p, "result", ""))
             return ResultChanged(
                 text=str_field(p, "result", ""),
-                index=int_field(p, "index", 0),
-                time=int_field(p, "time", 0),
+                index=count_field(p, "index", 0),
+                time=count_field(p, "time", 0),
                 confidence=confidence_field(p),
                 words=words_field(p),
             )
         if self.namespace == m.TRANSCRIBER and name == m.SENTENCE_BEGIN:
             self._move(st.RECV_PROGRESS, remote=True)
-            return SentenceBegan(int_field(p, "index"), int_field(p, "time", 0))
+            return SentenceBegan(count_field(p, "index"), count_field(p, "time", 0))
         if self.namespace == m.TRANSCRIBER and name == m.SENTENCE_END:
             self._move(st.RECV_PROGRESS, remote=True)
             status = p.get("status", m.SUCCESS)
+            begin, end = count_field(p, "begin_time"), count_field(p, "time")
+            if end < begin:
+                raise RemoteProtocolError(
+                    f"SentenceEnd ends at {end} ms, before it begins ({begin})"
+                )
             return SentenceEnded(
-                index=int_field(p, "index"),
-                begin_time=int_field(p, "begin_time"),
-                end_time=int_field(p, "time"),
+                index=count_field(p, "index"),
+                begin_time=begin,
+                end_time=end,
                 text=str_field(p, "result", ""),
                 confidence=confidence_field(p),
                 words=words_field(p),

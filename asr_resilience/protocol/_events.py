@@ -88,6 +88,14 @@ def int_field(payload: Mapping[str, Any], key: str, default: int | None = None) 
     return value
 
 
+def count_field(payload: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    """An integer that counts (an index, a time or duration in ms): never negative."""
+    value = int_field(payload, key, default)
+    if value < 0:
+        raise RemoteProtocolError(f"payload.{key} must not be negative, got {value}")
+    return value
+
+
 def str_field(payload: Mapping[str, Any], key: str, default: str | None = None) -> str:
     value = payload.get(key, default)
     if not isinstance(value, str):
@@ -114,11 +122,8 @@ def words_field(payload: Mapping[str, Any]) -> tuple[Word, ...]:
     for item in value:
         if not isinstance(item, dict):
             raise RemoteProtocolError("payload.words items must be objects")
-        words.append(
-            Word(
-                text=str_field(item, "text"),
-                start_time=int_field(item, "startTime"),
-                end_time=int_field(item, "endTime"),
-            )
-        )
+        start, end = count_field(item, "startTime"), count_field(item, "endTime")
+        if end < start:
+            raise RemoteProtocolError(f"a word ends at {end} ms, before it starts ({start})")
+        words.append(Word(text=str_field(item, "text"), start_time=start, end_time=end))
     return tuple(words)

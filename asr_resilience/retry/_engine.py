@@ -23,6 +23,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar, cast
 
+from .._errors import AsrResilienceError
+from .._secrets import scrub_exception
 from ._attempt import Attempt
 from ._call import CallState
 from ._tenacity import async_loop, sync_loop
@@ -38,7 +40,16 @@ def run_sync(
     """Run ``body`` as attempts of the call ``state`` until one succeeds or the policy says stop.
 
     ``first``: a failure already settled and decided on ``state`` (the loop starts after it).
+    The library's error that ends the call leaves with its whole chain scrubbed of secrets.
     """
+    try:
+        return _run_sync(state, body, first)
+    except AsrResilienceError as error:
+        scrub_exception(error)
+        raise
+
+
+def _run_sync(state: CallState, body: Callable[[Attempt], R], first: BaseException | None) -> R:
     if first is None:
         try:  # the first attempt, as _attempt_sync (inline: a successful call is the hot path)
             with Attempt(state) as attempt:
@@ -60,6 +71,16 @@ async def run_async(
     first: BaseException | None = None,
 ) -> R:
     """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
+    try:
+        return await _run_async(state, body, first)
+    except AsrResilienceError as error:
+        scrub_exception(error)
+        raise
+
+
+async def _run_async(
+    state: CallState, body: Callable[[Attempt], Awaitable[R]], first: BaseException | None
+) -> R:
     if first is None:
         try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
             with Attempt(state, asyncio.current_task()) as attempt:

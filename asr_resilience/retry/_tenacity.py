@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import tenacity
 
 from .._clock import Clock
+from .._secrets import raise_scrubbed
 from ._call import CallState
 
 __all__ = ["async_loop", "sync_loop"]
@@ -42,7 +43,8 @@ class _Strategies:
     def give_up(self, rs: tenacity.RetryCallState) -> NoReturn:
         step = self.state.step
         assert step.error is not None
-        raise step.error from step.cause
+        # The block form raises it to the caller directly: its chain leaves scrubbed.
+        raise_scrubbed(step.error, step.cause)
 
 
 def sync_loop(state: CallState, clock: Clock) -> tenacity.Retrying:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from .._errors import FixClientError
-from ..clients._credentials import resolve_appkey, resolve_tokens
+from ..clients._credentials import check_token, resolve_appkey, resolve_tokens
 from ..clients._recognizer import DEFAULT_GATEWAY
 from ..clients._results import Recognition, SentenceEvent
 from ..retry._attempt import Attempt
@@ -140,6 +140,7 @@ class _SdkAdapter:
 
         ``limit`` (seconds) bounds each of the SDK's waits: its timeout, or the time left.
         """
+        check_token(token)  # the SDK would send a broken header and retry as a drop
         self._tap.ensure_enabled()
         tracker = AttemptTracker(self._tap, self._service)
         try:

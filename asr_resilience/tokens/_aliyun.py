@@ -18,13 +18,14 @@ registered with the log redaction.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import AsrResilienceError
-from ..observe import REDACTED, register_secret
+from .._secrets import REDACTED, raise_scrubbed, redact_text, register_secret
 from ._token import Token
 
 __all__ = [
@@ -82,6 +83,7 @@ class TokenProviderError(AsrResilienceError):
         request_id: str | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = redact_text(message)
         super().__init__(code, message)
         self.code = code
         self.message = message
@@ -142,13 +144,23 @@ class AliyunTokenProvider:
     ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the vendor's own
     names). ``endpoint`` is ``host[:port]`` (HTTPS) or a URL such as ``http://127.0.0.1:8080/``
     (e.g. the simulator's meta URL); the default is ``nls-meta.<region>.aliyuncs.com`` over HTTPS.
+    ``security_token`` is an STS security token for an STS AccessKey pair. The secret and the
+    security token are registered with the redaction: no error or log event repeats them.
 
     Awaiting the provider (``await provider()``) calls ``create_token_async``; :meth:`sync`
     calls the blocking ``create_token``. Both return a :class:`Token` with ``Token.Id`` as the
     value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`.
     """
 
-    __slots__ = ("_access_key_id", "_client", "_host", "_protocol", "_region", "_secret")
+    __slots__ = (
+        "_access_key_id",
+        "_client",
+        "_host",
+        "_protocol",
+        "_region",
+        "_secret",
+        "_secrets",
+    )
 
     def __init__(
         self,
@@ -157,6 +169,7 @@ class AliyunTokenProvider:
         *,
         region: str = "cn-shanghai",
         endpoint: str | None = None,
+        security_token: str | None = None,
     ) -> None:
         key_id = access_key_id if access_key_id is not None else os.environ.get(ACCESS_KEY_ID_ENV)
         secret = (
@@ -179,9 +192,12 @@ class AliyunTokenProvider:
             raise ValueError("region must not be empty")
         host, protocol = _parse_endpoint(endpoint, region)
         client_class, config_class = _load_vendor()
-        register_secret(secret)  # scrubbed from every log event from now on
+        register_secret(secret)  # scrubbed from every log event and error from now on
+        if security_token:
+            register_secret(security_token)
         self._access_key_id = key_id
         self._secret = secret
+        self._secrets = tuple(v for v in (secret, security_token) if v)
         self._region = region
         self._host = host
         self._protocol = protocol
@@ -189,6 +205,7 @@ class AliyunTokenProvider:
             config_class(
                 access_key_id=key_id,
                 access_key_secret=secret,
+                security_token=security_token or None,
                 endpoint=host,
                 protocol=protocol,
                 region_id=region,
@@ -198,6 +215,13 @@ class AliyunTokenProvider:
     @property
     def access_key_id(self) -> str:
         return self._access_key_id
+
+    @property
+    def identity(self) -> str:
+        """Who the tokens belong to, without the secret: a hash of the AccessKey id, the region
+        and the endpoint. ``RedisTokenCache`` keys the fleet's shared token by it."""
+        text = f"{self._access_key_id}\n{self._region}\n{self.url}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     @property
     def region(self) -> str:
@@ -228,7 +252,7 @@ class AliyunTokenProvider:
         try:
             response = await self._client.create_token_async()
         except Exception as exc:
-            raise self._error(exc) from self._cause(exc)
+            raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
 
     def sync(self) -> Token:
@@ -236,19 +260,25 @@ class AliyunTokenProvider:
         try:
             response = self._client.create_token()
         except Exception as exc:
-            raise self._error(exc) from self._cause(exc)
+            raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
 
     # -- mapping the vendor's answers ----------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, REDACTED) if self._secret in text else text
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return redact_text(text)
 
     def _cause(self, exc: Exception) -> Exception | None:
-        # Keep the vendor's exception as the cause for debugging, unless its text (or the
-        # response it holds) mentions the secret: tracebacks print causes.
+        # Keep the vendor's exception as the cause for debugging, unless its text, its
+        # arguments or the response it holds mention a secret: tracebacks print causes.
         try:
-            leaks = self._secret in str(exc) or self._secret in repr(getattr(exc, "data", None))
+            texts = (str(exc), repr(exc), repr(exc.args), repr(getattr(exc, "data", None)))
+            leaks = any(s in t for s in self._secrets for t in texts) or any(
+                redact_text(t) != t for t in texts
+            )
         except Exception:
             leaks = True
         return None if leaks else exc

@@ -67,6 +67,7 @@ from typing import NoReturn, TypeAlias
 from .._backoff import delay
 from .._clock import Clock
 from .._errors import TokenRefreshError
+from .._secrets import raise_scrubbed
 from ..observe import emit, register_secret
 from ..policy._model import Backoff, TokenSettings
 from ._store import Claim, LocalTokenStore, TokenStore
@@ -135,7 +136,8 @@ def _raise_copy(outcome: TokenRefreshError) -> NoReturn:
     # would keep growing (and racing on) its traceback.
     message = str(outcome.args[0]) if outcome.args else ""
     error = TokenRefreshError(message, code=outcome.code, action=outcome.action, hint=outcome.hint)
-    raise error from outcome.__cause__
+    # The provider's exception may quote a secret (its text, its arguments): scrubbed.
+    raise_scrubbed(error, outcome.__cause__)
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

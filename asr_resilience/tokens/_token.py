@@ -57,7 +57,10 @@ def expiry_problem(expires_at: object, now: float) -> str | None:
 Provider: TypeAlias = Callable[[], "Token | str | Awaitable[Token | str]"]
 """Where fresh tokens come from: a sync or async callable returning a :class:`Token` or a str.
 
-A plain str is a token that never expires.
+A plain str is a token that never expires. A provider may also have an ``identity``
+attribute: a string naming the credentials its tokens belong to, without any secret (for
+:class:`AliyunTokenProvider`, a hash of the AccessKey id, region and endpoint). A fleet's shared
+token is kept under it (``RedisTokenCache``); a provider without one needs an explicit name there.
 """
 
 
