@@ -43,10 +43,12 @@ holds a local slot until released), so the process admits nothing new while it r
 Adopted permits may exceed the share (fleet admission does not split the quota evenly), and the
 other workers' shares do not shrink to make up for it. So while cut off, a worker also admits
 no more than the fleet's slots minus the leases the *other* workers held when it last asked
-Redis for slots: a ceiling on the local share (possibly 0), lifted when fleet admission resumes.
-With two workers of half the quota each, the quota then holds whoever held what when Redis went
-away. The view is as fresh as this worker's last acquisition: a worker that asked for no fleet
-slot for a while does not know what the others hold now.
+Redis for slots, minus the slots it released since (the others may have taken them): a ceiling
+on the local share (possibly 0), lifted when fleet admission resumes. With two workers of half
+the quota each and the quota in use, the quota then holds whoever held what when Redis went
+away. Slots that were free at that last look may have gone to the others too; counting them
+would leave a lightly loaded worker nothing during an outage, so they are not counted: the
+bound is exact for a saturated quota, the case where it matters.
 
 Recovery keeps the quota by *registering*, not by draining. When Redis answers again the worker
 thread, before any new fleet admission, writes one lease per local permit still held (and
@@ -221,6 +223,7 @@ class FleetLimiter:
         self._slots = quota if quota is not None else self._initial  # as last seen in Redis
         self._fleet_in_flight = 0
         self._others_held = 0  # leases of the other workers, as last seen
+        self._freed_since_look = 0  # fleet slots released here since then (others may have them)
         self._capped_for = -1  # the outage count the local share's ceiling was set for
         self._epoch = 0  # the fleet's epoch as last seen
         self._lost = 0
@@ -454,8 +457,8 @@ class FleetLimiter:
             if self._capped_for == outages:
                 return
             self._capped_for = outages
-            ceiling = self._slots - self._others_held
-        self._fallback.set_ceiling(ceiling)
+            ceiling = self._slots - self._others_held - self._freed_since_look
+        self._fallback.set_ceiling(max(0, ceiling))
 
     def _ensure_worker_if_needed(self) -> None:
         # Going local while Redis answers (recovering, repairing): the worker must sync.
@@ -483,6 +486,7 @@ class FleetLimiter:
             permit._released = True
             self._live.pop(permit.lease_id, None)
             self._releases.append((permit.lease_id, outcome, permit._epoch))
+            self._freed_since_look += 1  # another worker may hold this slot by now
             self._poke = True  # a slot was freed: the waiters here should look again now
             if not self._closed:
                 self._ensure_worker()
@@ -763,6 +767,7 @@ class FleetLimiter:
             mine = len(self._live) + grant + len(self._releases)
             mine += sum(1 for lease in self._local.values() if lease is not None)
             self._others_held = max(0, held - mine)
+            self._freed_since_look = 0
             self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 
