@@ -80,12 +80,7 @@ class Recognizer:
         self.stop_timeout = stop_timeout
         self.open_timeout = open_timeout
         self._settings = make_settings(
-            policy,
-            tokens=self.tokens,
-            scope=scope or self.appkey,
-            clock=None,
-            rng=None,
-            function="Recognizer.recognize",
+            policy, tokens=self.tokens, scope=scope or self.appkey, function="Recognizer.recognize"
         )
 
     async def recognize(

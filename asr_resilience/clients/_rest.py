@@ -77,8 +77,6 @@ class RestRecognizer:
             policy,
             tokens=self.tokens,
             scope=scope or self.appkey,
-            clock=None,
-            rng=None,
             function="RestRecognizer.recognize",
         )
 

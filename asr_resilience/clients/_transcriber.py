@@ -182,20 +182,10 @@ class Transcriber:
         # PROTOCOL.md "Directives": 16-bit mono PCM, 2 bytes a sample.
         self._bytes_per_second = 2 * sample_rate if pcm else None
         self._open_settings = make_settings(
-            self.policy,
-            tokens=self.tokens,
-            scope=self.scope,
-            clock=None,
-            rng=None,
-            function="Transcriber.open",
+            self.policy, tokens=self.tokens, scope=self.scope, function="Transcriber.open"
         )
         self._settings = make_settings(
-            self.policy,
-            tokens=self.tokens,
-            scope=self.scope,
-            clock=None,
-            rng=None,
-            function="Transcriber.resume",
+            self.policy, tokens=self.tokens, scope=self.scope, function="Transcriber.resume"
         )
         self.task_id = ""
         self.session_id = ""

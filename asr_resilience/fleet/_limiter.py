@@ -43,12 +43,14 @@ holds a local slot until released), so the process admits nothing new while it r
 Adopted permits may exceed the share (fleet admission does not split the quota evenly), and the
 other workers' shares do not shrink to make up for it. So while cut off, a worker also admits
 no more than the fleet's slots minus the leases the *other* workers held when it last asked
-Redis for slots, minus the slots it released since (the others may have taken them): a ceiling
-on the local share (possibly 0), lifted when fleet admission resumes. With two workers of half
-the quota each and the quota in use, the quota then holds whoever held what when Redis went
-away. Slots that were free at that last look may have gone to the others too; counting them
-would leave a lightly loaded worker nothing during an outage, so they are not counted: the
-bound is exact for a saturated quota, the case where it matters.
+Redis for slots, minus the slots it gave back to Redis since (the others may have taken them;
+a release Redis never received frees nothing): a ceiling on the local share (possibly 0),
+lifted when fleet admission resumes. With two workers of half the quota each and the quota in
+use, the quota then holds whoever held what when Redis went away. Slots that were free at that
+last look may have gone to the others too; counting them would leave a lightly loaded worker
+nothing during an outage, so they are not counted: the bound is exact for a saturated quota,
+the case where it matters. No worker can know more without Redis: a provable bound would be
+to admit nothing new during an outage, which ``fallback_share`` exists to avoid.
 
 Recovery keeps the quota by *registering*, not by draining. When Redis answers again the worker
 thread, before any new fleet admission, writes one lease per local permit still held (and
@@ -223,7 +225,7 @@ class FleetLimiter:
         self._slots = quota if quota is not None else self._initial  # as last seen in Redis
         self._fleet_in_flight = 0
         self._others_held = 0  # leases of the other workers, as last seen
-        self._freed_since_look = 0  # fleet slots released here since then (others may have them)
+        self._freed_since_look = 0  # slots released to Redis since then (others may have them)
         self._capped_for = -1  # the outage count the local share's ceiling was set for
         self._epoch = 0  # the fleet's epoch as last seen
         self._lost = 0
@@ -486,7 +488,6 @@ class FleetLimiter:
             permit._released = True
             self._live.pop(permit.lease_id, None)
             self._releases.append((permit.lease_id, outcome, permit._epoch))
-            self._freed_since_look += 1  # another worker may hold this slot by now
             self._poke = True  # a slot was freed: the waiters here should look again now
             if not self._closed:
                 self._ensure_worker()
@@ -795,6 +796,8 @@ class FleetLimiter:
             with self._cond:
                 self._releases[:0] = releases  # sent when Redis answers again
             raise
+        with self._cond:
+            self._freed_since_look += len(releases)  # in Redis now: another worker may take them
         if self._on_change is None or self._quota is not None:
             return
         for old_text, new_text in replies:

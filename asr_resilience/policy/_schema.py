@@ -43,6 +43,9 @@ from ._model import (
 from ._policy import Policy
 from ._rule_checks import RuleChecks
 
+_Bounded = TypeVar("_Bounded", ConcurrencySettings, FleetSettings)
+"""Settings with ``initial``, ``min`` and ``max`` (a start and its bounds)."""
+
 T = TypeVar("T")
 
 TOP_KEYS = (
@@ -208,22 +211,7 @@ class Validator(RuleChecks):
             min=self.optional(items, "min", field, positive, base.min),
             max=self.optional(items, "max", field, positive, base.max),
         )
-        if settings.max < settings.min:
-            where = items.get("max") or items.get("min") or loc
-            self.fail(where, "concurrency.max", f"{settings.max} is below min {settings.min}")
-        elif not settings.min <= settings.initial <= settings.max:
-            if _inherited(loc, items, "initial", ("min", "max")):
-                # A child that narrows min..max means its bounds; the parent's start follows.
-                return replace(
-                    settings, initial=min(settings.max, max(settings.min, settings.initial))
-                )
-            where = items.get("initial") or loc
-            self.fail(
-                where,
-                "concurrency.initial",
-                f"{settings.initial} is outside min..max ({settings.min}..{settings.max})",
-            )
-        return settings
+        return self._bounded_start(loc, items, field, settings)
 
     def fleet(self, loc: Located) -> FleetSettings:
         field = "fleet"
@@ -265,19 +253,24 @@ class Validator(RuleChecks):
             min=self.optional(items, "min", field, positive, base.min),
             max=self.optional(items, "max", field, positive, base.max),
         )
+        return self._bounded_start(loc, items, field, settings)
+
+    def _bounded_start(
+        self, loc: Located, items: dict[str, Located], field: str, settings: _Bounded
+    ) -> _Bounded:
+        """Check ``min <= initial <= max``; a child that narrows min..max clamps the parent's
+        ``initial`` (it means its bounds, and the parent's start follows)."""
         if settings.max < settings.min:
             where = items.get("max") or items.get("min") or loc
-            self.fail(where, "fleet.max", f"{settings.max} is below min {settings.min}")
+            self.fail(where, f"{field}.max", f"{settings.max} is below min {settings.min}")
         elif not settings.min <= settings.initial <= settings.max:
             if _inherited(loc, items, "initial", ("min", "max")):
-                # A child that narrows min..max means its bounds; the parent's start follows.
                 return replace(
                     settings, initial=min(settings.max, max(settings.min, settings.initial))
                 )
-            where = items.get("initial") or loc
             self.fail(
-                where,
-                "fleet.initial",
+                items.get("initial") or loc,
+                f"{field}.initial",
                 f"{settings.initial} is outside min..max ({settings.min}..{settings.max})",
             )
         return settings

@@ -241,12 +241,10 @@ class Attempt:
                 self._permit = None
                 permit.release("success")
             state = self.state
-            scope = state.scope
-            now = state.monotonic()
-            if not state.history and scope.budget is not None:
-                scope.budget.deposit(now)  # the call's one deposit
-            if scope.breaker is not None:
-                scope.breaker.record_success(now)
+            if not state.history:
+                state.scope.on_success(state.monotonic())  # the call's one deposit, and a success
+            elif state.scope.breaker is not None:
+                state.scope.breaker.record_success(state.monotonic())
             return False
         return self._exit(exc_type, exc, tb)
 

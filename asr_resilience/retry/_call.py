@@ -173,7 +173,7 @@ class CallState:
 
     def __init__(self, settings: CallSettings, start: float, deadline: float | None = None) -> None:
         self.settings = settings
-        self.scope = settings.scope()
+        self.scope = settings._scope or settings.scope()
         """The shared budget, breaker and limiter this call's attempts settle with."""
         self.monotonic = settings.clock.monotonic
         self.deadline_at = start + (

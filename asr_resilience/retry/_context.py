@@ -56,10 +56,7 @@ class retrying:
             try:
                 attempt.admit_sync()
             except BaseException as exc:
-                attempt.close(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                _feed(manager, exc)
+                _not_admitted(attempt, manager, exc)
                 continue
             try:
                 yield attempt
@@ -75,10 +72,7 @@ class retrying:
             try:
                 await attempt.admit()
             except BaseException as exc:
-                attempt.close(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                _feed(manager, exc)
+                _not_admitted(attempt, manager, exc)
                 continue
             try:
                 yield attempt
@@ -86,7 +80,11 @@ class retrying:
                 attempt.abandon()
 
 
-def _feed(manager: Any, exc: BaseException) -> None:
-    """Report a failure that happened before the block ran as the attempt's outcome."""
+def _not_admitted(attempt: Attempt, manager: Any, exc: BaseException) -> None:
+    """The admission failed: settle the attempt, and report the failure as its outcome (an
+    interrupt or cancellation goes on up instead)."""
+    attempt.close(exc)
+    if not isinstance(exc, Exception):
+        raise exc
     with manager:
         raise exc

@@ -28,11 +28,12 @@ def make_settings(
     *,
     tokens: TokenManager | None,
     scope: str | None,
-    clock: Clock | None,
-    rng: random.Random | None,
     function: str,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
     check_result: bool = False,
 ) -> CallSettings:
+    """The settings of one caller: the policy resolved, the token manager configured by it."""
     resolved = resolve_policy(policy)
     if tokens is not None:
         tokens.configure(resolved.tokens)

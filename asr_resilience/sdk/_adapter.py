@@ -86,8 +86,6 @@ class _SdkAdapter:
             self.policy,
             tokens=self.tokens,
             scope=self.scope,
-            clock=None,
-            rng=None,
             function=f"{type(self).__name__}.{self._service_verb}",
         )
 
