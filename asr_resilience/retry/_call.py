@@ -180,12 +180,18 @@ class CallState:
             settings.policy.defaults.deadline if deadline is None else deadline
         )
         self.history: list[AttemptRecord] = []
-        self.refreshes = 0
-        self.retries = 0
-        self.previous_delay: float | None = None
         self.token: str | None = None
-        self.step: Step = PROPAGATE
-        """The step decided after the latest failed attempt (what the loop does next)."""
+        # refreshes, retries, previous_delay and step are set by the first failure (decide):
+        # most calls never fail, and this constructor runs for every call.
+
+    refreshes: int
+    """Token refreshes so far (after the first failure)."""
+    retries: int
+    """Retries scheduled so far (after the first failure)."""
+    previous_delay: float | None
+    """The last backoff delay (after the first failure)."""
+    step: Step
+    """The step decided after the latest failed attempt (what the loop does next)."""
 
     @property
     def attempt(self) -> int:
@@ -206,6 +212,9 @@ class CallState:
         Sets and returns :attr:`step`: retry after a delay, raise a typed error, or let a
         foreign exception propagate unchanged.
         """
+        if not hasattr(self, "refreshes"):  # the call's first failure
+            self.refreshes = self.retries = 0
+            self.previous_delay = None
         self.step = step = self._decide(exc, failure)
         return step
 

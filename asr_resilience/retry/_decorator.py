@@ -68,31 +68,38 @@ def resilient(
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                async def body(attempt: Attempt) -> Any:
-                    if needs_token:
-                        kwargs["token"] = attempt.token
-                    if wants_attempt:
-                        kwargs["attempt"] = attempt
-                    result = await afn(*args, **kwargs)
-                    return checked(result) if check_result else result
-
-                return await run_async(CallState(settings, monotonic()), body)
-
-            return cast(Callable[P, R], async_wrapper)
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            def body(attempt: Attempt) -> Any:
+            def async_body(
+                attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]
+            ) -> Awaitable[Any]:
+                # The user's coroutine itself, awaited by the engine (no coroutine of ours
+                # around it), or one that checks the result it returns.
                 if needs_token:
                     kwargs["token"] = attempt.token
                 if wants_attempt:
                     kwargs["attempt"] = attempt
-                result = fn(*args, **kwargs)
-                return checked(result) if check_result else result
+                awaitable = afn(*args, **kwargs)
+                return checked_async(awaitable) if check_result else awaitable
 
-            return run_sync(CallState(settings, monotonic()), body)
+            async def checked_async(awaitable: Awaitable[Any]) -> Any:
+                return checked(await awaitable)
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await run_async(CallState(settings, monotonic()), async_body, args, kwargs)
+
+            return cast(Callable[P, R], async_wrapper)
+
+        def body(attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if needs_token:
+                kwargs["token"] = attempt.token
+            if wants_attempt:
+                kwargs["attempt"] = attempt
+            result = fn(*args, **kwargs)
+            return checked(result) if check_result else result
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(CallState(settings, monotonic()), body, args, kwargs)
 
         return cast(Callable[P, R], sync_wrapper)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import NoReturn, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from .._errors import AsrResilienceError
 from .._secrets import scrub_exception
@@ -35,80 +35,82 @@ R = TypeVar("R")
 
 
 def run_sync(
-    state: CallState, body: Callable[[Attempt], R], first: BaseException | None = None
+    state: CallState,
+    body: Callable[..., R],
+    *args: Any,
+    first: BaseException | None = None,
 ) -> R:
-    """Run ``body`` as attempts of the call ``state`` until one succeeds or the policy says stop.
+    """Run ``body(attempt, *args)`` as attempts of the call ``state`` until one succeeds or the
+    policy says stop.
 
     ``first``: a failure already settled and decided on ``state`` (the loop starts after it).
     The library's error that ends the call leaves with its whole chain scrubbed of secrets.
     """
-    try:
-        return _run_sync(state, body, first)
-    except AsrResilienceError as error:
-        scrub_exception(error)
-        raise
-
-
-def _run_sync(state: CallState, body: Callable[[Attempt], R], first: BaseException | None) -> R:
     if first is None:
         try:  # the first attempt, as _attempt_sync (inline: a successful call is the hot path)
             with Attempt(state) as attempt:
-                attempt.admit_sync()
-                return body(attempt)
+                if not attempt.admit_now():
+                    attempt.admit_sync()
+                return body(attempt, *args)
         except Exception as exc:
             first = exc
-    result: object = None
-    for manager in sync_loop(state, state.settings.clock):
-        with manager:
-            first, failed = None, first
-            result = _attempt_sync(state, body) if failed is None else _again(failed)
-    return cast(R, result)
+    try:
+        result: object = None
+        for manager in sync_loop(state, state.settings.clock):
+            with manager:
+                first, failed = None, first
+                result = _attempt_sync(state, body, args) if failed is None else _again(failed)
+        return cast(R, result)
+    except AsrResilienceError as error:
+        scrub_exception(error)
+        raise
 
 
 async def run_async(
     state: CallState,
-    body: Callable[[Attempt], Awaitable[R]],
+    body: Callable[..., Awaitable[R]],
+    *args: Any,
     first: BaseException | None = None,
 ) -> R:
     """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
+    if first is None:
+        try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
+            with Attempt(state, asyncio.current_task()) as attempt:
+                if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
+                    await attempt.admit()
+                return await body(attempt, *args)
+        except Exception as exc:
+            first = exc
     try:
-        return await _run_async(state, body, first)
+        result: object = None
+        async for manager in async_loop(state, state.settings.clock):
+            with manager:
+                first, failed = None, first
+                if failed is None:
+                    result = await _attempt_async(state, body, args)
+                else:
+                    _again(failed)
+        return cast(R, result)
     except AsrResilienceError as error:
         scrub_exception(error)
         raise
 
 
-async def _run_async(
-    state: CallState, body: Callable[[Attempt], Awaitable[R]], first: BaseException | None
-) -> R:
-    if first is None:
-        try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
-            with Attempt(state, asyncio.current_task()) as attempt:
-                if not attempt.admit_now():
-                    await attempt.admit()
-                return await body(attempt)
-        except Exception as exc:
-            first = exc
-    result: object = None
-    async for manager in async_loop(state, state.settings.clock):
-        with manager:
-            first, failed = None, first
-            result = await _attempt_async(state, body) if failed is None else _again(failed)
-    return cast(R, result)
-
-
-def _attempt_sync(state: CallState, body: Callable[[Attempt], R]) -> R:
+def _attempt_sync(state: CallState, body: Callable[..., R], args: tuple[Any, ...]) -> R:
     with Attempt(state) as attempt:
-        attempt.admit_sync()
-        return body(attempt)
+        if not attempt.admit_now():
+            attempt.admit_sync()
+        return body(attempt, *args)
     raise AssertionError("unreachable: only a block form's attempt swallows its exception")
 
 
-async def _attempt_async(state: CallState, body: Callable[[Attempt], Awaitable[R]]) -> R:
+async def _attempt_async(
+    state: CallState, body: Callable[..., Awaitable[R]], args: tuple[Any, ...]
+) -> R:
     with Attempt(state, asyncio.current_task()) as attempt:
         if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
             await attempt.admit()
-        return await body(attempt)
+        return await body(attempt, *args)
     raise AssertionError("unreachable: only a block form's attempt swallows its exception")
 
 
