@@ -107,7 +107,7 @@ def task_failed(message: Any) -> Failure | None:
     status = header.get("status")
     if isinstance(status, bool) or not isinstance(status, int) or status == SUCCESS:
         return None
-    # PROTOCOL.md "Events": the text is `status_text`, one docs page says `status_message`.
+    # docs/protocol.md "Events": the text is `status_text`, one docs page says `status_message`.
     text = header.get("status_text", header.get("status_message", ""))
     task_id = header.get("task_id")
     return Failure(
@@ -144,8 +144,8 @@ def _from_websockets(exc: wsx.WebSocketException) -> Failure | None:
             http_status=exc.response.status_code, message=f"HTTP {exc.response.status_code}"
         )
     if isinstance(exc, wsx.ConnectionClosed):
-        # PROTOCOL.md "Events": the gateway closes only after TaskFailed or Completed; a close
-        # the client did not expect (no close frame, or before the final event) is a drop.
+        # docs/protocol.md "Events": the gateway closes only after TaskFailed or Completed; a
+        # close the client did not expect (no close frame, or before the final event) is a drop.
         return Failure(transport="abnormal_close", message=str(exc))
     if isinstance(exc, wsx.InvalidURI):
         return None  # the caller's configuration: nothing a retry can fix

@@ -14,7 +14,7 @@ import numpy as np
 
 RATE = 16000
 FRAME_BYTES = 3200
-"""100 ms of 16 kHz audio: the real-time pacing of PROTOCOL.md "Directives"."""
+"""100 ms of 16 kHz audio: the real-time pacing of docs/protocol.md "Audio frames"."""
 
 
 def tone(ms: int, freq: int, amp: int = 8000, rate: int = RATE) -> bytes:

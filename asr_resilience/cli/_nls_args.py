@@ -1,9 +1,10 @@
 """What the commands that call NLS share: their arguments, credentials, audio and error lines.
 
-The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair
-in ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (PROTOCOL.md
-"Authentication"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. A mistake of the caller
-exits 2 with one line; a typed resilience error is left to ``cli.main`` (message, hint, exit 1).
+The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair in
+``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+(docs/protocol.md "CreateToken"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. A mistake of
+the caller exits 2 with one line; a typed resilience error is left to ``cli.main`` (message, hint,
+exit 1).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """``asr-resilience recognize FILE``: one-sentence recognition of a file, resilient, from a shell.
 
-The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair
-in ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (PROTOCOL.md
-"Authentication"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. Mistakes of the caller
-(credentials, appkey, audio, URLs) exit 2 with one line; a call that ends in a typed error exits
-1 with its message and hint (``cli.main`` prints those). The transcript goes to stdout; with
-``--verbose`` the call's events (retries, refreshes) go to stderr.
+The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair in
+``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET``
+(docs/protocol.md "CreateToken"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. Mistakes of
+the caller (credentials, appkey, audio, URLs) exit 2 with one line; a call that ends in a typed
+error exits 1 with its message and hint (``cli.main`` prints those). The transcript goes to stdout;
+with ``--verbose`` the call's events (retries, refreshes) go to stderr.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """``asr-resilience transcribe FILE``: real-time transcription of a file, resumed across faults.
 
 Credentials as ``recognize`` takes them (``--token`` / ``$NLS_TOKEN``, else CreateToken with the
-AccessKey pair; ``--appkey`` / ``$NLS_APPKEY``). The file goes out at real time (PROTOCOL.md
-"Limits": the gateway does not take bursts far faster than real time), or as fast as the gateway
-takes it with ``--no-realtime``. Sentences are printed on stdout as they finish, with their
-times; on a terminal a progress bar over the file and each reconnect go to stderr. The last line
-counts reconnects and the audio replayed. ``--json``: one object per sentence, then a summary
+AccessKey pair; ``--appkey`` / ``$NLS_APPKEY``). The file goes out at real time
+(docs/protocol.md "Limits": the gateway does not take bursts far faster than real time), or as fast
+as the gateway takes it with ``--no-realtime``. Sentences are printed on stdout as they finish, with
+their times; on a terminal a progress bar over the file and each reconnect go to stderr. The last
+line counts reconnects and the audio replayed. ``--json``: one object per sentence, then a summary
 object with ``"summary": true``.
 
 Exit status as for ``recognize``: 0 done, 1 when the policy ended the stream (``cli.main`` prints

@@ -1,10 +1,10 @@
 """Audio as the clients send it: loading files and bytes, framing, pacing, and replay.
 
-PROTOCOL.md "Directives": audio goes in binary frames under 16 KiB, 3200 bytes each 100 ms for
-16 kHz 16-bit mono PCM (each 200 ms at 8 kHz); ``format`` names the encoding and ``sample_rate``
+docs/protocol.md "Audio frames": audio goes in binary frames under 16 KiB, 3200 bytes each 100 ms
+for 16 kHz 16-bit mono PCM (each 200 ms at 8 kHz); ``format`` names the encoding and ``sample_rate``
 is 8000 or 16000. A WAV file is sent as the PCM inside it (format ``pcm``): the client reads the
-header it can check locally, so the gateway never sees one it would refuse (40000009 "Invalid
-wav header!" / "Too large wav header!").
+header it can check locally, so the gateway never sees one it would refuse (40000009 "Invalid wav
+header!" / "Too large wav header!").
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ __all__ = [
 ]
 
 FRAME_BYTES = 3200
-"""Bytes per audio frame: 100 ms of 16 kHz 16-bit mono PCM (PROTOCOL.md "Directives")."""
+"""Bytes per audio frame: 100 ms of 16 kHz 16-bit mono PCM (docs/protocol.md "Audio frames")."""
 ONE_SENTENCE_MAX_BYTES = 2 * 1024 * 1024
-"""One-sentence recognition takes at most 2 MB per request (PROTOCOL.md "Limits")."""
+"""One-sentence recognition takes at most 2 MB per request (docs/protocol.md "Limits")."""
 ONE_SENTENCE_MAX_SECONDS = 60.0
-"""One-sentence recognition takes at most 60 s of audio (PROTOCOL.md "Limits")."""
+"""One-sentence recognition takes at most 60 s of audio (docs/protocol.md "Limits")."""
 
 AudioInput = bytes | bytearray | memoryview | str | os.PathLike[str]
 
@@ -197,7 +197,7 @@ def _guess_format(data: bytes, name: str | None, label: str) -> str:
                 raise ValueError(f"{label} is {what}, which the gateway does not take: {_CONVERT}")
             return fmt
     if name is None:
-        return "pcm"  # PROTOCOL.md "Directives": pcm is the default format
+        return "pcm"  # docs/protocol.md "Directives": pcm is the default format
     suffix = Path(name).suffix.lower()
     fmt = _SUFFIXES.get(suffix)
     if fmt is None:
@@ -258,8 +258,8 @@ async def paced(
 ) -> AsyncIterator[bytes]:
     """Yield ``frames`` no faster than real time (``None``: as they come).
 
-    PROTOCOL.md "Limits": real-time transcription does not take bursts far faster than real
-    time. Each frame waits for the moment its first byte is due after the first frame, so the
+    docs/protocol.md "Limits": real-time transcription does not take bursts far faster than
+    real time. Each frame waits for the moment its first byte is due after the first frame, so the
     time spent sending does not add up to drift.
     """
     source = _as_async(frames)
@@ -297,12 +297,12 @@ class AudioSourceError(AsrResilienceError):
 class ReplayableStream:
     """An async audio source that can be sent again: what was read from it is kept.
 
-    An async iterator cannot be rewound, yet each attempt of a call is a new task that needs
-    all of the audio. So every chunk read is kept, and :meth:`frames` first replays what is kept,
-    then reads on. The buffer is bounded by ``limit`` (one-sentence recognition takes at most
-    60 s / 2 MB, PROTOCOL.md "Limits"); more raises ``ValueError``. An exception from the source
-    raises :class:`AudioSourceError`, now and on every later pass. A read in progress when an
-    attempt ends is not cancelled (that would end the caller's generator): the next attempt
+    An async iterator cannot be rewound, yet each attempt of a call is a new task that needs all of
+    the audio. So every chunk read is kept, and :meth:`frames` first replays what is kept, then
+    reads on. The buffer is bounded by ``limit`` (one-sentence recognition takes at most
+    60 s / 2 MB, docs/protocol.md "Limits"); more raises ``ValueError``. An exception from the
+    source raises :class:`AudioSourceError`, now and on every later pass. A read in progress when
+    an attempt ends is not cancelled (that would end the caller's generator): the next attempt
     takes it over.
     """
 

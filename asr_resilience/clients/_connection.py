@@ -71,13 +71,13 @@ def _mapping() -> Iterator[None]:
     try:
         yield
     except wsx.InvalidStatus as exc:
-        # PROTOCOL.md "Authentication": a bad or expired token may be refused as HTTP 403 at the
-        # handshake; as the seed's 403 row it takes the refresh-token action.
+        # docs/protocol.md "Handshake and token header": a bad or expired token may be refused
+        # as HTTP 403 at the handshake; as the seed's 403 row it takes the refresh-token action.
         if exc.response.status_code == 403:
             raise NlsError(403, "Forbidden", http_status=403) from exc
         raise
     except wsx.ConnectionClosed as exc:
-        # PROTOCOL.md "Events": the gateway closes after TaskFailed or Completed, which the
+        # docs/protocol.md "Events": the gateway closes after TaskFailed or Completed, which the
         # clients read before they would read again. A close met while sending or waiting for
         # an event therefore came before the final event: the connection dropped.
         raise TransportError("abnormal_close", _describe_close(exc)) from exc

@@ -21,7 +21,7 @@ __all__ = [
 TOKEN_ENV = "NLS_TOKEN"
 APPKEY_ENV = "NLS_APPKEY"
 TOKEN_HEADER = "X-NLS-Token"
-"""Where both transports carry the token (PROTOCOL.md "Authentication": every SDK sends it)."""
+"""Where both transports carry the token (docs/protocol.md "Handshake and token header")."""
 
 
 def resolve_tokens(tokens: TokenManager | str | None) -> TokenManager:
@@ -55,10 +55,10 @@ def resolve_appkey(appkey: str) -> str:
 def check_token(token: str, where: str = "the token") -> str:
     """``token`` if every character is visible ASCII; else :class:`InvalidTokenError`.
 
-    PROTOCOL.md "Authentication": the token travels as an HTTP header value. One with spaces or
-    a line break (read from a file without stripping it) would be refused by the handshake and
-    retried as a transport failure, or worse, split the header: it is refused here, before any
-    I/O, and the error never repeats the value.
+    docs/protocol.md "Handshake and token header": the token travels as an HTTP header value. One
+    with spaces or a line break (read from a file without stripping it) would be refused by the
+    handshake and retried as a transport failure, or worse, split the header: it is refused here,
+    before any I/O, and the error never repeats the value.
     """
     if token and not _TOKEN_CHARS.fullmatch(token):
         raise InvalidTokenError(where)

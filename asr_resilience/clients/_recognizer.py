@@ -37,7 +37,7 @@ from ._task import failure_error, started
 __all__ = ["DEFAULT_GATEWAY", "Recognizer"]
 
 DEFAULT_GATEWAY = "wss://nls-gateway.cn-shanghai.aliyuncs.com/ws/v1"
-"""The SDKs' default gateway (PROTOCOL.md "Services and endpoints")."""
+"""The SDKs' default gateway (docs/protocol.md "Services and endpoints")."""
 
 RecognizerAudio = bytes | str | os.PathLike[str] | AsyncIterable[bytes]
 

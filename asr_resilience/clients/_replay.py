@@ -1,7 +1,7 @@
 """The replay buffer of a real-time stream: the audio a new task needs after a fault.
 
 Positions are byte offsets of the stream (the audio the caller sent, from 0); times are ms of
-it, for 16-bit mono PCM (PROTOCOL.md "Directives": ``2 * sample_rate`` bytes a second). The
+it, for 16-bit mono PCM (docs/protocol.md "Audio frames": ``2 * sample_rate`` bytes a second). The
 buffer holds the audio from the last committed point on — the end of the last delivered
 sentence: audio before it belongs to sentences the caller already has, so no task needs it again.
 

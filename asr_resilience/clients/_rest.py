@@ -1,12 +1,12 @@
 """RESTful one-sentence recognition: ``POST /stream/v1/asr`` on httpx, resilient by default.
 
-PROTOCOL.md "Services and endpoints": query ``appkey``, ``format``, ``sample_rate`` (and the
-optional switches), headers ``X-NLS-Token`` and ``Content-Type: application/octet-stream``, the
+docs/protocol.md "REST one-sentence recognition": query ``appkey``, ``format``, ``sample_rate`` (and
+the optional switches), headers ``X-NLS-Token`` and ``Content-Type: application/octet-stream``, the
 raw audio as the body; the answer is JSON ``{"task_id", "result", "status", "message"}``. A
-``status`` other than 20000000 is the vendor's verdict whatever the HTTP status (the SDK
-examples parse the body under any non-200), so it is raised as ``NlsError`` with the code; an
-error without such a body stays httpx's ``HTTPStatusError``, which the extractor classifies by
-the HTTP status. httpx's transport errors are left to the extractor as well.
+``status`` other than 20000000 is the vendor's verdict whatever the HTTP status (the SDK examples
+parse the body under any non-200), so it is raised as ``NlsError`` with the code; an error without
+such a body stays httpx's ``HTTPStatusError``, which the extractor classifies by the HTTP status.
+httpx's transport errors are left to the extractor as well.
 
 The answer is read as a stream and refused past ``MAX_REST_BODY`` bytes (the WebSocket client
 refuses frames past the same size): a result is a few kilobytes, and a hostile or broken

@@ -45,8 +45,8 @@ class SentenceEvent:
 
     ``begin``: a sentence started (``begin_time`` = ``end_time`` = where). ``partial``: the open
     sentence's text so far (only with ``enable_intermediate_result``). ``end``: the finished
-    sentence; ``timed_out`` marks one the gateway cut off (PROTOCOL.md "Events": SentenceEnd
-    ``payload.status`` 51040104 is not a failure of the task).
+    sentence; ``timed_out`` marks one the gateway cut off (docs/protocol.md "Events":
+    SentenceEnd ``payload.status`` 51040104 is not a failure of the task).
 
     ``index`` counts the stream's sentences from 1. Across reconnects times and indexes continue
     as if one task had heard the whole stream (see :class:`Reconnected`).

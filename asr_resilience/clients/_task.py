@@ -17,9 +17,10 @@ def failure_error(event: Failed) -> NlsError:
 async def started(connection: Connection, protocol: ClientProtocol, timeout: float) -> Started:
     """Wait for the Started event of the task whose start directive was just sent.
 
-    PROTOCOL.md "Limits": an over-quota start is answered with TaskFailed (40000005), as is a
-    token the gateway refuses after the handshake (40000001, "Authentication"); both are raised
-    as :class:`NlsError`. No answer within ``timeout`` seconds raises ``TimeoutError``.
+    docs/protocol.md "Limits": an over-quota start is answered with TaskFailed (40000005), as is a
+    token the gateway refuses after the handshake (40000001,
+    docs/protocol.md "Handshake and token header"); both are raised as :class:`NlsError`. No answer
+    within ``timeout`` seconds raises ``TimeoutError``.
     """
     name = "RecognitionStarted" if protocol.namespace == RECOGNIZER else "TranscriptionStarted"
     event = protocol.receive(await connection.recv(timeout, waiting_for=name))

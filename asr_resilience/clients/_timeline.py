@@ -1,8 +1,8 @@
 """One stream's sentence timeline across the tasks that carried it, sans I/O.
 
 A resumed stream runs on several tasks in turn; each new task counts its times from 0 and its
-sentence indexes from 1 (PROTOCOL.md "Events": SentenceBegin ``index`` from 1, times in ms of the
-task's audio). :class:`Timeline` maps every task's events onto the stream:
+sentence indexes from 1 (docs/protocol.md "Events": SentenceBegin ``index`` from 1, times in ms
+of the task's audio). :class:`Timeline` maps every task's events onto the stream:
 
 - times are offset by where the task's audio starts in the stream (``start_task(offset_ms)``);
 - indexes are the stream's: sentences do not overlap, so the open sentence is always the one

@@ -1,6 +1,6 @@
 """A whole recording through a resumable stream: :func:`transcribe_file`.
 
-The recording is sent frame by frame, paced at real time by default (PROTOCOL.md "Limits": the
+The recording is sent frame by frame, paced at real time by default (docs/protocol.md "Limits": the
 service expects no bursts far faster than real time); ``realtime=False`` sends as fast as the
 gateway takes it, and the replay after a reconnect is unpaced too: for short audio or a
 simulator.

@@ -65,16 +65,17 @@ from ._timeline import Timeline
 __all__ = ["DEFAULT_REPLAY_SPEED", "QUIET_SECONDS", "Transcriber"]
 
 DEFAULT_REPLAY_SPEED = 3.0
-"""Replay pace after a reconnect, in multiples of real time. PROTOCOL.md "Limits": the gateway
-does not take bursts far faster than real time and publishes no rate [?]; 3x clears a few
+"""Replay pace after a reconnect, in multiples of real time. docs/protocol.md "Limits": the
+gateway does not take bursts far faster than real time and publishes no rate [?]; 3x clears a few
 seconds of buffer quickly without being a burst."""
 QUIET_SECONDS = 2.0
 """How long an unpaced sender waits for a sentence to end before the buffer's bound may drop
 audio in flight: time for a gateway to catch up with what the sockets hold, and well inside its
-client-data timeout (PROTOCOL.md "Limits": 41040201 when audio stops flowing)."""
+client-data timeout (docs/protocol.md "Limits": 41040201 when audio stops flowing)."""
 PACED_CHUNK = FRAME_BYTES
 """Bytes per frame of a paced replay: 100 ms at 16 kHz, the size the gateway's pacing expects
-(PROTOCOL.md "Directives": 3200 bytes each 100 ms). Unpaced, frames go up to the 16 KiB limit."""
+(docs/protocol.md "Audio frames": 3200 bytes each 100 ms). Unpaced, frames go up to the 16 KiB
+limit."""
 
 
 class _End:
@@ -179,7 +180,7 @@ class Transcriber:
         self.resume = pcm if resume is None else resume
         self.max_buffer_seconds = max_buffer_seconds
         self.replay_speed = replay_speed
-        # PROTOCOL.md "Directives": 16-bit mono PCM, 2 bytes a sample.
+        # docs/protocol.md "Audio frames": 16-bit mono PCM, 2 bytes a sample.
         self._bytes_per_second = 2 * sample_rate if pcm else None
         self._open_settings = make_settings(
             self.policy, tokens=self.tokens, scope=self.scope, function="Transcriber.open"
@@ -306,7 +307,7 @@ class Transcriber:
     # -- the send path ---------------------------------------------------------------------------
 
     async def send(self, chunk: bytes) -> None:
-        """Send audio; a chunk over 16 KiB goes as several frames (PROTOCOL.md "Directives").
+        """Send audio; a chunk over 16 KiB goes as several frames (docs/protocol.md "Audio frames").
 
         Made for a live source, it does not wait for a reconnect: the audio is kept and goes to
         the new task after the replay. It waits only while the replay buffer is full of audio no
@@ -320,7 +321,7 @@ class Transcriber:
     ) -> None:
         """Send a recording frame by frame (PCM: 100 ms frames suit the gateway).
 
-        ``realtime`` paces PCM at real time, like a live source (PROTOCOL.md "Limits": no
+        ``realtime`` paces PCM at real time, like a live source (docs/protocol.md "Limits": no
         bursts far faster than real time). ``realtime=False`` sends as fast as the gateway
         takes it; unlike a live source it waits out a reconnect instead of piling the rest of
         the recording into the buffer, and waits for sentences to end instead of dropping audio
@@ -483,8 +484,8 @@ class Transcriber:
         """The socket broke under a send. Resuming, the event path takes it from here."""
         if self.resume:
             return
-        # The gateway closes after TaskFailed (PROTOCOL.md "Events"): if the event path reads
-        # one (it is quick once the socket is closed), it says more than the close.
+        # The gateway closes after TaskFailed (docs/protocol.md "Events"): if the event path
+        # reads one (it is quick once the socket is closed), it says more than the close.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._ended.wait(), self.stop_timeout)
         self._raise_failure()
@@ -571,9 +572,9 @@ class Transcriber:
             if sentence is None:
                 continue
             if sentence.kind == "end":
-                # The sentence is the caller's: its audio (up to SentenceEnd's `time`, PROTOCOL.md
-                # "Events") is never needed again, and the stream made progress, which closes a
-                # fault episode.
+                # The sentence is the caller's: its audio (up to SentenceEnd's `time`,
+                # docs/protocol.md "Events") is never needed again, and the stream made progress,
+                # which closes a fault episode.
                 self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
                 self._resumption.progress()
                 self._room.set()

@@ -29,7 +29,7 @@ from ._events import (
 )
 
 SDK_CONTEXT = {"sdk": {"name": "asr_resilience", "version": "0.1.0", "language": "python"}}
-MAX_AUDIO_FRAME = 16 * 1024  # PROTOCOL.md "Directives": frames under 16 KiB
+MAX_AUDIO_FRAME = 16 * 1024  # docs/protocol.md "Audio frames": frames under 16 KiB
 
 
 class ClientProtocol:
@@ -110,7 +110,7 @@ class ClientProtocol:
         if event.task_id and event.task_id != self.task_id:
             raise RemoteProtocolError(f"{event.name} for another task {event.task_id!r}")
         if event.name == m.TASK_FAILED:
-            # PROTOCOL.md "Events": TaskFailed may carry namespace "Default".
+            # docs/protocol.md "Events": TaskFailed may carry namespace "Default".
             if event.namespace not in (self.namespace, m.DEFAULT_NAMESPACE):
                 raise RemoteProtocolError(f"TaskFailed with namespace {event.namespace!r}")
             if event.status == m.SUCCESS:

@@ -2,7 +2,7 @@
 
 Feed each received frame to :meth:`GatewayProtocol.receive`; it returns the directive or the
 audio, or raises :class:`GatewayReject` with the vendor code the real gateway answers with
-(PROTOCOL.md and the seed table). The event builders return the frames to send and advance the
+(docs/protocol.md "Status codes"). The event builders return the frames to send and advance the
 state; building an event the state does not allow raises :class:`LocalProtocolError`.
 """
 

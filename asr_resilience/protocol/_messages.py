@@ -1,9 +1,9 @@
 """NLS messages as data: directive and event frames, built and parsed without any I/O.
 
-PROTOCOL.md "Directives" and "Events": every frame is a JSON text object with a ``header``
-(namespace, name, ids, and on events the status) and an optional ``payload``. Parsing is strict
-about shape and types and raises :class:`RemoteProtocolError` for anything else, so callers see
-either a well-formed message or that one exception.
+docs/protocol.md "Message header", "Directives" and "Events": every frame is a JSON text object with
+a ``header`` (namespace, name, ids, and on events the status) and an optional ``payload``. Parsing
+is strict about shape and types and raises :class:`RemoteProtocolError` for anything else, so
+callers see either a well-formed message or that one exception.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SUCCESS_TEXT = "Gateway:SUCCESS:Success."
 
 RECOGNIZER = "SpeechRecognizer"
 TRANSCRIBER = "SpeechTranscriber"
-DEFAULT_NAMESPACE = "Default"  # TaskFailed may come with it (PROTOCOL.md "Events")
+DEFAULT_NAMESPACE = "Default"  # TaskFailed may come with it (docs/protocol.md "Events")
 NAMESPACES = (RECOGNIZER, TRANSCRIBER)
 
 START = {RECOGNIZER: "StartRecognition", TRANSCRIBER: "StartTranscription"}
@@ -167,7 +167,7 @@ def parse_event(text: str | bytes) -> Event:
     status = header.get("status", SUCCESS)
     if isinstance(status, bool) or not isinstance(status, int):
         raise RemoteProtocolError(f"header.status must be an integer, got {status!r}")
-    # PROTOCOL.md "Events": `status_text`, though one docs page says `status_message`.
+    # docs/protocol.md "Events": `status_text`, though one docs page says `status_message`.
     status_text = header.get("status_text", header.get("status_message", ""))
     if not isinstance(status_text, str):
         raise RemoteProtocolError("header.status_text must be a string")

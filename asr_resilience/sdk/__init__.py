@@ -10,7 +10,7 @@
 ``nls.NlsSpeechRecognizer`` / ``nls.NlsSpeechTranscriber`` report through callbacks and never
 retry: ``on_error`` fires for TaskFailed only; a handshake 403, a refused or dropped connection
 and a ping timeout are a bare ``on_close``; ``start()`` returns None after all of them
-(PROTOCOL.md "How the official Python SDK behaves"). :class:`SdkRecognizer` and
+(docs/protocol.md "Official SDKs"). :class:`SdkRecognizer` and
 :class:`SdkTranscriber` run one SDK object per attempt, record what its callbacks said, turn it
 into a result or an error (``NlsError`` for TaskFailed, ``TransportError`` for a drop,
 ``TimeoutError`` for the SDK's timeouts, :class:`SdkParameterError` for arguments it refuses) and

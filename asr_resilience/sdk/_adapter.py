@@ -247,7 +247,7 @@ class SdkTranscriber(_SdkAdapter):
     ) -> list[SentenceEvent]:
         """Transcribe ``audio``; the sentences' end events of the attempt that completed.
 
-        ``realtime`` paces PCM at real time, as the service expects (PROTOCOL.md "Limits": no
+        ``realtime`` paces PCM at real time, as the service expects (docs/protocol.md "Limits": no
         bursts far faster than real time); pass False only for short audio or a simulator.
         Blocks; raises as :meth:`SdkRecognizer.recognize` does.
         """

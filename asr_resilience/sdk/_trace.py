@@ -1,7 +1,7 @@
 """Read what the official SDK logs about a failed connection, and keep its logs quiet.
 
 The SDK hides why a connection ended: a handshake 403, a refused connection and a drop all reach
-the user as a bare ``on_close`` (PROTOCOL.md "How the official Python SDK behaves"). The one
+the user as a bare ``on_close`` (docs/protocol.md "Official SDKs"). The one
 place the reason shows is its own logging: when websocket-client's ``run_forever`` fails, the
 SDK's ``nls.core.core_on_error`` logs ``core_on_error:<exception>`` at DEBUG on the ``nls``
 logger, e.g. ``core_on_error:Handshake status 403 Forbidden``, in the SDK's websocket thread —

@@ -45,7 +45,7 @@ from ._trace import ConnectionNote, SdkLogTap
 __all__ = ["AttemptTracker", "CallNotes", "Finished"]
 
 SENTENCE_TIMEOUT = 51040104
-"""PROTOCOL.md "Events": SentenceEnd ``payload.status`` of a sentence the gateway cut off."""
+"""docs/protocol.md "Events": SentenceEnd ``payload.status`` of a sentence the gateway cut off."""
 
 
 @dataclass(slots=True)
@@ -248,7 +248,7 @@ class AttemptTracker:
             what = "the task's final event" if self.started.is_set() else "the task to start"
             raise TimeoutError(f"waited {waited:g} s for {what}")
         if self.started.is_set():
-            # PROTOCOL.md "Events": the gateway closes only after Completed or TaskFailed.
+            # docs/protocol.md "Events": the gateway closes only after Completed or TaskFailed.
             detail = note.error if note is not None else ""
             raise TransportError("abnormal_close", detail or "the connection closed mid-task")
         if note is not None and note.handshake_status is not None:

@@ -1,7 +1,7 @@
 """Accounts of the simulated service: appkeys, AccessKey pairs, tokens, and concurrency quotas.
 
-PROTOCOL.md "Authentication" and "Limits": tokens come from CreateToken with an ExpireTime; a new
-token does not invalidate the old one; the quota belongs to the account (trial 2, commercial
+docs/protocol.md "CreateToken" and "Limits": tokens come from CreateToken with an ExpireTime; a
+new token does not invalidate the old one; the quota belongs to the account (trial 2, commercial
 200 connections) and a connection holds its slot from the start directive until it closes.
 """
 

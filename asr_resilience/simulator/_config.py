@@ -1,4 +1,4 @@
-"""The simulated gateway's limits and knobs (PROTOCOL.md "Limits the gateway enforces").
+"""The simulated gateway's limits and knobs (docs/protocol.md "Limits", "Simulator choices").
 
 Deliberately a plain, mutable dataclass: the gateway reads it afresh for every decision, so a
 test may shorten a timeout or change the transcripts while the simulator runs.
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 MAX_REST_BYTES = 2 * 1024 * 1024
-"""PROTOCOL.md "Limits": ≤ 2 MB of audio per one-sentence request."""
+"""docs/protocol.md "Limits": ≤ 2 MB of audio per one-sentence request."""
 
 
 @dataclass

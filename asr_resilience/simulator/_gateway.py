@@ -1,9 +1,10 @@
 """The WebSocket side of the simulated gateway: the opening handshake and the connection handler.
 
-PROTOCOL.md "Services and endpoints" and "Authentication": one path, ``/ws/v1``, for every
-service; the token in the ``X-NLS-Token`` header or the ``token`` query parameter; a missing or
-unknown token is refused with HTTP 403 at the handshake, while an expired or revoked one is
-accepted here and refused by the start directive (40000001).
+docs/protocol.md "Services and endpoints" and "Handshake and token header": one path, ``/ws/v1``,
+for every service; the token in the ``X-NLS-Token`` header or the ``token`` query parameter; a
+missing or unknown token is refused with HTTP 403 at the handshake, while an expired or revoked one
+is accepted here and refused by the start directive (40000001) — our choice of the vendor's two ways
+(docs/protocol.md "Simulator choices").
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _REPEATED_BY_SDK = ("Sec-WebSocket-Key", "Sec-WebSocket-Version")
 def tolerate_repeated_headers(headers: Headers) -> None:
     """Keep the first of repeated ``Sec-WebSocket-Key`` / ``-Version`` headers.
 
-    PROTOCOL.md "How the official Python SDK behaves": ``nls`` passes its own fixed key and
+    docs/protocol.md "Official SDKs": ``nls`` passes its own fixed key and
     version as extra headers, and websocket-client adds its generated ones *before* them — so
     the request carries both, and the client checks ``Sec-WebSocket-Accept`` against the first
     key. websockets' ``ServerProtocol.process_request`` answers 400 to a repeated header

@@ -1,6 +1,6 @@
 """The simulated meta service (``nls-meta``): ``CreateToken`` at the root path, GET or POST.
 
-PROTOCOL.md "Authentication": the official clients sign CreateToken one of two ways, and a
+docs/protocol.md "CreateToken": the official clients sign CreateToken one of two ways, and a
 faithful endpoint accepts both —
 
 * RPC v1 (``aliyun-python-sdk-core``, used by ``nls.token.getToken``): ``Action``, ``Version``,

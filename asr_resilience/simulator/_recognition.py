@@ -1,8 +1,8 @@
 """One task's audio as the simulated recognizer hears it, sans I/O (WebSocket and REST share it).
 
-Takes the audio frames of a task, strips a WAV header, runs the sentence detector, and decides
-the outcome the real service gives for that audio (PROTOCOL.md "Limits" and the one-sentence
-table of the seed): empty audio, silence, noise without speech, too long, or the text.
+Takes the audio frames of a task, strips a WAV header, runs the sentence detector, and decides the
+outcome the real service gives for that audio (docs/protocol.md "Limits" and "Status codes", the
+seed's one-sentence table): empty audio, silence, noise without speech, too long, or the text.
 
 Compressed formats (opus, mp3, …) are not decoded: their bytes are read as 16-bit PCM, which is
 enough to exercise a client's protocol handling.
@@ -149,7 +149,7 @@ def words_payload(sentence: Sentence) -> list[dict[str, Any]]:
 
 
 def sentence_end_payload(index: int, sentence: Sentence) -> dict[str, Any]:
-    """PROTOCOL.md "Events": SentenceEnd's payload (``time`` is the sentence's end)."""
+    """docs/protocol.md "Events": SentenceEnd's payload (``time`` is the sentence's end)."""
     return {
         "index": index,
         "time": sentence.end_time,

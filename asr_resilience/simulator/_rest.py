@@ -1,12 +1,15 @@
-"""RESTful one-sentence recognition: ``POST /stream/v1/asr`` (PROTOCOL.md "Services and endpoints").
+"""RESTful one-sentence recognition: ``POST /stream/v1/asr``.
+
+docs/protocol.md "REST one-sentence recognition".
 
 The same checks as a ``SpeechRecognizer`` task — token, parameters, appkey, account, quota, then
 the audio — answered with one JSON body ``{"task_id", "result", "status", "message"}``.
 
-The HTTP status of an error is not documented ([?] in PROTOCOL.md; the SDK examples treat any
-non-200 as a failure and still read the body). We answer: 200 for 20000000; 403 for 40000001
-(token missing, unknown, expired, revoked); 429 for 40000005; 500 for 5xxxxxxx; 400 for every
-other code. A missing ``appkey`` is 41000002 (the "appkey is null" code users report); a
+The HTTP status of an error is not documented ([?] in
+docs/protocol.md "REST one-sentence recognition"; the SDK examples treat any non-200 as a failure
+and still read the body). We answer (docs/protocol.md "Simulator choices"): 200 for 20000000; 403
+for 40000001 (token missing, unknown, expired, revoked); 429 for 40000005; 500 for 5xxxxxxx; 400 for
+every other code. A missing ``appkey`` is 41000002 (the "appkey is null" code users report); a
 ``sample_rate`` or flag that does not parse is 40000003 (``Failed to decode url params`` /
 ``PARAMETER_INVALID``, the seed's REST row); any other path under ``/stream/`` is 40010001.
 """
@@ -184,7 +187,7 @@ class RestCall:
         try:
             async for chunk in self.request.content.iter_chunked(CHUNK):
                 if audio.received_bytes + len(chunk) > ctx.config.max_rest_bytes:
-                    raise GatewayReject(*TOO_LONG_SPEECH)  # PROTOCOL.md "Limits": ≤ 2 MB
+                    raise GatewayReject(*TOO_LONG_SPEECH)  # docs/protocol.md "Limits": ≤ 2 MB
                 audio.feed(chunk)
                 ctx.stats.audio_bytes += len(chunk)
                 early = await self._fault("audio", audio.audio_ms)

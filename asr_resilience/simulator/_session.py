@@ -3,8 +3,8 @@
 The sans-I/O :class:`GatewayProtocol` checks every frame and builds every event; this module adds
 what only a running gateway knows — timers, the accounts and quota, the audio and its sentences,
 and the scenario's faults. Any :class:`GatewayReject` ends the task the way the vendor's gateway
-ends it (PROTOCOL.md "Events"): a ``TaskFailed`` frame (namespace ``Default``), then the socket
-closes.
+ends it (docs/protocol.md "Events"): a ``TaskFailed`` frame (namespace ``Default``), then the
+socket closes.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Session:
             self._release()
 
     def _release(self) -> None:
-        # PROTOCOL.md "Limits": the slot is held from the start directive until the socket
+        # docs/protocol.md "Limits": the slot is held from the start directive until the socket
         # closes (or, after TaskFailed, until the gateway starts closing it).
         if self.account is not None:
             account, self.account = self.account, None
@@ -184,8 +184,8 @@ class Session:
         last_frame = last_audio = self.loop.time()
         first_audio: float | None = None
         while True:
-            # PROTOCOL.md "Limits": audio that stops flowing → 41040201; nothing at all for the
-            # idle time → 40000004, whichever comes first.
+            # docs/protocol.md "Limits": audio that stops flowing → 41040201; nothing at all for
+            # the idle time → 40000004, whichever comes first.
             idle_left = last_frame + config.idle_timeout - self.loop.time()
             data_left = last_audio + config.client_data_timeout - self.loop.time()
             frame = await self._recv(max(0.0, min(idle_left, data_left)))
@@ -218,7 +218,7 @@ class Session:
             await self._sentence(sentence, partials)
         if await self._hold(config.service_time):
             return None
-        # PROTOCOL.md "Events": TranscriptionCompleted once the rest of the audio is processed.
+        # docs/protocol.md "Events": TranscriptionCompleted once the rest of the audio is processed.
         self._finish()
         await self._send(self.protocol.completed())
         return await self._linger()
@@ -314,7 +314,7 @@ class Session:
             transport.write(data[at : at + 1])
 
     async def _fail(self, code: int, text: str) -> None:
-        """TaskFailed, then close (PROTOCOL.md "Events")."""
+        """TaskFailed, then close (docs/protocol.md "Events")."""
         self.finished = True
         self.ctx.stats.count_failure(code)
         await self._send(self.protocol.failed(code, text))

@@ -1,6 +1,6 @@
 """Alibaba Cloud POP request signatures, sans I/O: RPC v1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256).
 
-PROTOCOL.md "Authentication": the meta service's CreateToken is signed one of two ways, depending
+docs/protocol.md "CreateToken": the meta service's CreateToken is signed one of two ways, depending
 on the official client that calls it. The functions here compute both, for the simulated meta
 endpoint (which verifies) and for tests (which sign requests by hand to tamper with them).
 

@@ -1,11 +1,11 @@
 """A token provider that calls the meta service's CreateToken with an AccessKey pair.
 
-PROTOCOL.md "Authentication": tokens come from ``CreateToken`` of ``nls-meta.<region>.aliyuncs.com``
-(``Version=2019-02-28``), and the answer's ``Token.ExpireTime`` (unix seconds) says when the token
-dies. :class:`AliyunTokenProvider` uses the vendor's own client
-(``alibabacloud-nls-cloud-meta20190228``, V3 ``ACS3-HMAC-SHA256`` signatures), which is an
-optional extra: ``pip install 'asr-resilience[aliyun]'``. The vendor package is imported when a
-provider is created, never when this module is.
+docs/protocol.md "CreateToken": tokens come from ``CreateToken`` of
+``nls-meta.<region>.aliyuncs.com`` (``Version=2019-02-28``), and the answer's ``Token.ExpireTime``
+(unix seconds) says when the token dies. :class:`AliyunTokenProvider` uses the vendor's own client
+(``alibabacloud-nls-cloud-meta20190228``, V3 ``ACS3-HMAC-SHA256`` signatures), which is an optional
+extra: ``pip install 'asr-resilience[aliyun]'``. The vendor package is imported when a provider is
+created, never when this module is.
 
 Neither the vendor's client nor this provider retries: a failure is raised once as
 :class:`TokenProviderError` (the vendor's ``Code`` such as ``SignatureDoesNotMatch`` or
