@@ -319,6 +319,32 @@ def test_throttled_start_exhausts_the_throttle_rule(gateway: SimulatorThread) ->
     assert [a.code for a in caught.value.attempts] == [40000005] * 6
 
 
+def test_per_call_max_attempts_caps_the_throttle_rule(gateway: SimulatorThread) -> None:
+    """recognize(max_attempts=2) and transcribe(max_attempts=2) give up after two attempts."""
+    holder = SlotHolder(gateway)
+    try:
+        sdk = SdkRecognizer(gateway.gateway_url, "one-key", gateway.token("one"))
+        transcriber = SdkTranscriber(gateway.gateway_url, "one-key", gateway.token("one"))
+        with no_wait(), pytest.raises(ar.RetryExhaustedError) as caught:
+            sdk.recognize(SPEECH, max_attempts=2)
+        with no_wait(), pytest.raises(ar.RetryExhaustedError) as also:
+            transcriber.transcribe(SPEECH, realtime=False, max_attempts=2)
+    finally:
+        holder.close()
+    assert [a.code for a in caught.value.attempts] == [40000005] * 2
+    assert [a.code for a in also.value.attempts] == [40000005] * 2
+
+
+def test_per_call_deadline_is_checked_and_bounds_the_sdk(gateway: SimulatorThread) -> None:
+    """A bad deadline is a ValueError naming it; deadline=0.3 ends a stalled start early."""
+    sdk = SdkRecognizer(gateway.gateway_url, gateway.appkey, gateway.token(), scope="sdk-dl")
+    with pytest.raises(ValueError, match="deadline"):
+        sdk.recognize(SPEECH, deadline=-1)
+    gateway.set_scenario([Fault("stall", "start")])
+    with pytest.raises(ar.DeadlineExceededError):
+        sdk.recognize(SPEECH, deadline=0.3)
+
+
 # -- local mistakes ------------------------------------------------------------------------------
 
 

@@ -131,3 +131,32 @@ async def check_async_retrying() -> None:
         with attempt:
             assert_type(attempt.token, str)
             assert_type(attempt.number, int)
+
+
+def check_retry_with_and_policy() -> None:
+    policy, tokens = _setup()
+
+    @ar.resilient(policy, tokens=tokens, deadline=5, max_attempts=2)
+    def f(x: int, *, token: str = "") -> str:
+        return f"{x}{token}"
+
+    @ar.resilient("default")
+    async def g(x: int) -> str:
+        return str(x)
+
+    assert_type(f.policy, ar.Policy)
+    faster = f.retry_with(deadline=1.5, max_attempts=1, scope="other", tokens=None)
+    assert_type(faster(1), str)
+    keeps: SyncRecognize = faster
+    del keeps
+    assert_type(faster.retry_with(policy="batch").policy, ar.Policy)
+    coro = assert_type(g.retry_with(max_attempts=3)(1), Coroutine[Any, Any, str])
+    coro.close()
+    assert_type(Recognizer.recognize.retry_with(deadline=2)(Recognizer(), b"pcm"), str)
+    assert_type(Recognizer.recognize.policy, ar.Policy)
+
+
+def check_block_form_overrides() -> None:
+    for attempt in ar.retrying("default", deadline=2.0, max_attempts=3):
+        with attempt:
+            assert_type(attempt.remaining, float)

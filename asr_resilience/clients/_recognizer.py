@@ -19,6 +19,7 @@ from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_async
+from ..retry._overrides import call_limits
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from ._audio import (
@@ -89,8 +90,14 @@ class Recognizer:
         *,
         format: str | None = None,
         sample_rate: int | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> Recognition:
         """Recognise ``audio``: WAV or raw bytes, a file path, or an async iterator of chunks.
+
+        ``deadline`` (seconds) bounds this whole call, waits included, instead of the policy's;
+        ``max_attempts`` caps every rule's attempts for this call (README "Per-call
+        overrides"). Both must be positive (``ValueError`` otherwise).
 
         A WAV file's header gives the format and sample rate; otherwise ``format`` /
         ``sample_rate``, else the ones in ``params``, else pcm at 16000 Hz. An async iterator is
@@ -99,6 +106,7 @@ class Recognizer:
         ``FailFastError``, ``RetryExhaustedError``, ...) with the last failure as ``__cause__``,
         and ``ValueError`` for audio the gateway would not take.
         """
+        limit, attempts = call_limits(deadline, max_attempts)
         fmt = format or self.params.get("format")
         rate = sample_rate or self.params.get("sample_rate")
         source: AudioData | ReplayableStream
@@ -125,7 +133,8 @@ class Recognizer:
 
         settings = self._settings
         try:
-            return await run_async(CallState(settings, settings.clock.monotonic()), body)
+            state = CallState(settings, settings.clock.monotonic(), limit, attempts)
+            return await run_async(state, body)
         finally:
             if isinstance(source, ReplayableStream):
                 source.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -32,6 +33,7 @@ from .._failure import SUCCESS
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_async
+from ..retry._overrides import call_limits
 from ..retry._settings import PolicyLike, make_settings
 from ..tokens import TokenManager
 from ._audio import ONE_SENTENCE_MAX_BYTES, ONE_SENTENCE_MAX_SECONDS, AudioData, load_audio
@@ -52,7 +54,9 @@ class RestRecognizer:
     per-operation timeout (seconds); the policy's deadline bounds each whole exchange, so a
     server that drips its answer cannot hold a call past it. Pass ``client`` to share an
     ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one,
-    each call opens and closes its own.
+    ``async with RestRecognizer(...) as rec:`` opens one client that every call inside the block
+    shares (its connections are reused) and closes it at the end (or :meth:`aclose`); outside
+    such a block each call opens and closes its own.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class RestRecognizer:
         self.params: dict[str, Any] = dict(params or {})
         self.timeout = timeout
         self.client = client
+        self._owned: httpx.AsyncClient | None = None  # opened by __aenter__, closed by aclose
         self._settings = make_settings(
             policy,
             tokens=self.tokens,
@@ -80,14 +85,41 @@ class RestRecognizer:
             function="RestRecognizer.recognize",
         )
 
+    async def __aenter__(self) -> RestRecognizer:
+        """Open one httpx client for the calls of the block (unless ``client`` was given)."""
+        if self.client is None and self._owned is None:
+            self._owned = httpx.AsyncClient()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client opened by ``async with`` (a caller's ``client`` stays open)."""
+        owned, self._owned = self._owned, None
+        if owned is not None:
+            await owned.aclose()
+
     async def recognize(
         self,
         audio: bytes | str | os.PathLike[str],
         *,
         format: str | None = None,
         sample_rate: int | None = None,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> Recognition:
-        """Recognise a file or WAV / raw bytes (see :func:`~asr_resilience.clients.load_audio`)."""
+        """Recognise a file or WAV / raw bytes (see :func:`~asr_resilience.clients.load_audio`).
+
+        ``deadline`` and ``max_attempts`` override the policy's for this call, as
+        :meth:`Recognizer.recognize <asr_resilience.clients.Recognizer.recognize>`'s do.
+        """
+        limits = call_limits(deadline, max_attempts)
         data = load_audio(
             audio,
             format=format or self.params.get("format"),
@@ -95,18 +127,24 @@ class RestRecognizer:
             max_seconds=ONE_SENTENCE_MAX_SECONDS,
             max_bytes=ONE_SENTENCE_MAX_BYTES,
         )
-        if self.client is not None:
-            return await self._recognize(self.client, data)
+        shared = self.client or self._owned
+        if shared is not None:
+            return await self._recognize(shared, data, limits)
         async with httpx.AsyncClient() as client:
-            return await self._recognize(client, data)
+            return await self._recognize(client, data, limits)
 
-    async def _recognize(self, client: httpx.AsyncClient, data: AudioData) -> Recognition:
+    async def _recognize(
+        self,
+        client: httpx.AsyncClient,
+        data: AudioData,
+        limits: tuple[float | None, int | None],
+    ) -> Recognition:
         async def body(attempt: Attempt) -> Recognition:
             text, task_id = await self._post(client, attempt.token, data)
             return Recognition(text, task_id, None, attempt.number)
 
         settings = self._settings
-        return await run_async(CallState(settings, settings.clock.monotonic()), body)
+        return await run_async(CallState(settings, settings.clock.monotonic(), *limits), body)
 
     async def _post(
         self, client: httpx.AsyncClient, token: str, data: AudioData

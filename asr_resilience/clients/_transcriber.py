@@ -130,7 +130,9 @@ class Transcriber:
     The policy's attempts and deadline bound one fault episode, not the stream: the failures
     since the stream last delivered a sentence. A sentence delivered after a reconnect closes
     the episode, so a stream survives any number of separated faults and still gives up, with
-    the policy's typed error, on a gateway that keeps failing.
+    the policy's typed error, on a gateway that keeps failing. ``deadline`` (seconds) and
+    ``max_attempts`` override the policy's for the opening and for each fault episode alike
+    (constructor keywords, as ``async with`` takes no arguments; README "Per-call overrides").
 
     After opening, ``task_id`` and ``session_id`` name the current task (they change on a
     reconnect), ``attempts`` counts the attempts the opening took, ``bytes_sent`` the caller's
@@ -155,6 +157,8 @@ class Transcriber:
         max_buffer_seconds: float = DEFAULT_MAX_SECONDS,
         replay_speed: float | None = DEFAULT_REPLAY_SPEED,
         max_queued_events: int = MAX_QUEUED_EVENTS,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self.url = url
         self.appkey = resolve_appkey(appkey)
@@ -183,10 +187,20 @@ class Transcriber:
         # docs/protocol.md "Audio frames": 16-bit mono PCM, 2 bytes a sample.
         self._bytes_per_second = 2 * sample_rate if pcm else None
         self._open_settings = make_settings(
-            self.policy, tokens=self.tokens, scope=self.scope, function="Transcriber.open"
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            function="Transcriber.open",
+            deadline=deadline,
+            max_attempts=max_attempts,
         )
         self._settings = make_settings(
-            self.policy, tokens=self.tokens, scope=self.scope, function="Transcriber.resume"
+            self.policy,
+            tokens=self.tokens,
+            scope=self.scope,
+            function="Transcriber.resume",
+            deadline=deadline,
+            max_attempts=max_attempts,
         )
         self.task_id = ""
         self.session_id = ""

@@ -7,7 +7,7 @@ from .._attempts import AttemptRecord
 from .._clock import SYSTEM_CLOCK, Clock
 from ._attempt import Attempt, DeadlineTimeout
 from ._context import retrying
-from ._decorator import resilient
+from ._decorator import ResilientFunction, resilient
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -15,6 +15,7 @@ __all__ = [
     "AttemptRecord",
     "Clock",
     "DeadlineTimeout",
+    "ResilientFunction",
     "resilient",
     "retrying",
 ]

@@ -104,7 +104,15 @@ class CallSettings:
     rng: random.Random | None
     function: str
     check_result: bool = False
+    deadline: float = 0.0
+    """Seconds a call may take, waits included (0: the policy's ``defaults.deadline``)."""
+    max_attempts: int | None = None
+    """A ceiling on every rule's attempts (None: the rules' own)."""
     _scope: Scope | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = self.policy.defaults.deadline
 
     def scope(self) -> Scope:
         """The shared scope (budget, breaker, limiter), created on first use."""
@@ -161,6 +169,7 @@ class CallState:
     __slots__ = (
         "deadline_at",
         "history",
+        "max_attempts",
         "monotonic",
         "previous_delay",
         "refreshes",
@@ -171,14 +180,23 @@ class CallState:
         "token",
     )
 
-    def __init__(self, settings: CallSettings, start: float, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: CallSettings,
+        start: float,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        """``deadline`` (seconds from ``start``) and ``max_attempts`` (a ceiling on every rule's
+        attempts) override the settings' for this call; the caller has validated them
+        (``retry._overrides``): this constructor runs for every call."""
         self.settings = settings
         self.scope = settings._scope or settings.scope()
         """The shared budget, breaker and limiter this call's attempts settle with."""
         self.monotonic = settings.clock.monotonic
-        self.deadline_at = start + (
-            settings.policy.defaults.deadline if deadline is None else deadline
-        )
+        self.deadline_at = start + (settings.deadline if deadline is None else deadline)
+        self.max_attempts = settings.max_attempts if max_attempts is None else max_attempts
+        """The ceiling on every rule's attempts for this call (None: the rules' own)."""
         self.history: list[AttemptRecord] = []
         self.token: str | None = None
         # refreshes, retries, previous_delay and step are set by the first failure (decide):
@@ -296,7 +314,11 @@ class CallState:
     def _retry(self, decision: Decision, exc: BaseException, failure: Failure, now: float) -> Step:
         s = self.settings
         counted = len(self.history) + 1 - self.refreshes
-        if counted >= decision.max_attempts:
+        allowed = decision.max_attempts
+        cap = self.max_attempts
+        if cap is not None and cap < allowed:
+            allowed = cap  # the call's ceiling; the policy's decision is left as it is
+        if counted >= allowed:
             return self._give_up(
                 RetryExhaustedError, f"gave up after {counted} attempts", decision, exc, failure
             )

@@ -32,7 +32,10 @@ __all__ = ["retrying"]
 
 
 class retrying:
-    """Iterate attempts of a block under a policy (``for`` or ``async for``)."""
+    """Iterate attempts of a block under a policy (``for`` or ``async for``).
+
+    ``deadline`` and ``max_attempts`` override the policy's as :func:`resilient`'s do.
+    """
 
     def __init__(
         self,
@@ -43,9 +46,18 @@ class retrying:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         name: str = "block",
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self._settings: CallSettings = make_settings(
-            policy, tokens=tokens, scope=scope, clock=clock, rng=rng, function=name
+            policy,
+            tokens=tokens,
+            scope=scope,
+            clock=clock,
+            rng=rng,
+            function=name,
+            deadline=deadline,
+            max_attempts=max_attempts,
         )
 
     def __iter__(self) -> Iterator[Attempt]:

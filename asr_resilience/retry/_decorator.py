@@ -6,20 +6,69 @@ import functools
 import inspect
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
 from .._clock import Clock
 from .._extract import rest_result
+from ..policy import Policy
 from ._attempt import Attempt
 from ._call import CallState, ResultFailure
 from ._engine import run_async, run_sync
+from ._overrides import call_limits, effective_policy
 from ._settings import PolicyLike, make_settings
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ..tokens import TokenManager
 
+__all__ = ["ResilientFunction", "resilient"]
+
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+T = TypeVar("T")
+
+_OPTIONS = frozenset(
+    {"policy", "tokens", "scope", "check_result", "clock", "rng", "deadline", "max_attempts"}
+)
+
+
+class ResilientFunction(Protocol[P, R_co]):
+    """What ``@resilient`` returns: the function, called as before, plus ``policy`` and
+    ``retry_with``. On a method, take them from the class (``Client.method.retry_with(...)``
+    returns a function that is given ``self`` explicitly), as with tenacity."""
+
+    policy: Policy
+    """The policy in effect: the resolved one, with the decorator's and the environment's
+    ``deadline`` and ``max_attempts`` applied (``retry._overrides.effective_policy``)."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def retry_with(
+        self,
+        *,
+        policy: PolicyLike = ...,
+        tokens: TokenManager | None = ...,
+        scope: str | None = ...,
+        check_result: bool = ...,
+        clock: Clock | None = ...,
+        rng: random.Random | None = ...,
+        deadline: float | None = ...,
+        max_attempts: int | None = ...,
+    ) -> ResilientFunction[P, R_co]:
+        """The same function wrapped again with these arguments of :func:`resilient` changed
+        (the others as this one has them); this one is unchanged."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+    @overload
+    def __get__(
+        self: ResilientFunction[Concatenate[T, P2], R_co],
+        instance: T,
+        owner: type[Any] | None = None,
+    ) -> Callable[P2, R_co]: ...
 
 
 def resilient(
@@ -30,7 +79,9 @@ def resilient(
     check_result: bool = False,
     clock: Clock | None = None,
     rng: random.Random | None = None,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    deadline: float | None = None,
+    max_attempts: int | None = None,
+) -> Callable[[Callable[P, R]], ResilientFunction[P, R]]:
     """Wrap a function (or coroutine function, or method) that calls NLS.
 
     ``policy``: a Policy, a file, a shipped name, or None for ``$ASR_RESILIENCE_POLICY`` /
@@ -43,9 +94,27 @@ def resilient(
     the call ends in ``DeadlineExceededError``). A blocking function cannot be interrupted: one
     that declares an ``attempt`` keyword receives the running :class:`Attempt` and hands its
     ``remaining`` seconds on, e.g. ``requests.post(..., timeout=attempt.remaining)``.
-    """
 
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+    ``deadline`` (seconds) replaces the policy's ``defaults.deadline`` and ``max_attempts`` caps
+    every rule's attempts, for every call; unset, ``$ASR_RESILIENCE_DEADLINE`` and
+    ``$ASR_RESILIENCE_MAX_ATTEMPTS`` do (README "Per-call overrides"). The wrapper has
+    ``policy``, the policy in effect, and ``retry_with(**changes)``, a new wrapper of the same
+    function with some of these arguments changed.
+    """
+    # Checked here, so that a wrong value fails where the decorator is written.
+    call_limits(deadline, max_attempts)
+    options: dict[str, Any] = {
+        "policy": policy,
+        "tokens": tokens,
+        "scope": scope,
+        "check_result": check_result,
+        "clock": clock,
+        "rng": rng,
+        "deadline": deadline,
+        "max_attempts": max_attempts,
+    }
+
+    def decorate(fn: Callable[P, R]) -> ResilientFunction[P, R]:
         settings = make_settings(
             policy,
             tokens=tokens,
@@ -54,7 +123,20 @@ def resilient(
             rng=rng,
             function=getattr(fn, "__qualname__", repr(fn)),
             check_result=check_result,
+            deadline=deadline,
+            max_attempts=max_attempts,
         )
+        in_effect = effective_policy(settings.policy, settings.deadline, settings.max_attempts)
+
+        def retry_with(**changes: Any) -> ResilientFunction[P, R]:
+            unknown = sorted(set(changes) - _OPTIONS)
+            if unknown:
+                raise TypeError(
+                    f"retry_with() got unexpected arguments {', '.join(unknown)}; it takes "
+                    f"{', '.join(sorted(_OPTIONS))}"
+                )
+            return resilient(**{**options, **changes})(fn)
+
         monotonic = settings.clock.monotonic
         needs_token = tokens is not None
         wants_attempt = _takes_keyword(fn, "attempt")
@@ -87,7 +169,7 @@ def resilient(
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return await run_async(CallState(settings, monotonic()), async_body, args, kwargs)
 
-            return cast(Callable[P, R], async_wrapper)
+            return _finish(async_wrapper, in_effect, retry_with)
 
         def body(attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if needs_token:
@@ -101,9 +183,19 @@ def resilient(
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             return run_sync(CallState(settings, monotonic()), body, args, kwargs)
 
-        return cast(Callable[P, R], sync_wrapper)
+        return _finish(sync_wrapper, in_effect, retry_with)
 
     return decorate
+
+
+def _finish(
+    wrapper: Callable[..., Any], policy: Policy, retry_with: Callable[..., Any]
+) -> ResilientFunction[Any, Any]:
+    # Plain function attributes: the wrapper stays a function (bound as a method, no __call__
+    # of ours on the hot path).
+    wrapper.policy = policy  # type: ignore[attr-defined]
+    wrapper.retry_with = retry_with  # type: ignore[attr-defined]
+    return cast(ResilientFunction[Any, Any], wrapper)
 
 
 def _takes_keyword(fn: Callable[..., Any], name: str) -> bool:

@@ -21,6 +21,7 @@ from ..clients._results import Recognition, SentenceEvent
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_sync
+from ..retry._overrides import call_limits
 from ..retry._settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from . import _nls
@@ -105,8 +106,16 @@ class _SdkAdapter:
     # -- the call --------------------------------------------------------------------------------
 
     def _run(
-        self, audio: bytes, aformat: str, sample_rate: int, chunk: int, pace: int | None
+        self,
+        audio: bytes,
+        aformat: str,
+        sample_rate: int,
+        chunk: int,
+        pace: int | None,
+        deadline: float | None,
+        max_attempts: int | None,
     ) -> tuple[AttemptTracker, Finished, int]:
+        limit, attempts = call_limits(deadline, max_attempts)
         if chunk <= 0:
             raise ValueError("chunk must be a positive number of bytes")
         data = bytes(audio)
@@ -121,7 +130,7 @@ class _SdkAdapter:
             return tracker, finished, attempt.number
 
         settings = self._settings
-        return run_sync(CallState(settings, settings.clock.monotonic()), body)
+        return run_sync(CallState(settings, settings.clock.monotonic(), limit, attempts), body)
 
     def _attempt(
         self,
@@ -212,15 +221,28 @@ class SdkRecognizer(_SdkAdapter):
     _service_verb = "recognize"
 
     def recognize(
-        self, audio: bytes, *, aformat: str = "pcm", sample_rate: int = 16000, chunk: int = 3200
+        self,
+        audio: bytes,
+        *,
+        aformat: str = "pcm",
+        sample_rate: int = 16000,
+        chunk: int = 3200,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> Recognition:
         """Recognise ``audio`` (≤ 60 s, in ``aformat``), sent ``chunk`` bytes at a time.
+
+        ``deadline`` (seconds) bounds this whole call instead of the policy's deadline (every
+        SDK wait gets at most the time left); ``max_attempts`` caps every rule's attempts for
+        this call. Both must be positive (``ValueError`` otherwise).
 
         Blocks; raises the policy's typed errors (``FixClientError``, ``FailFastError``,
         ``RetryExhaustedError``, ``TokenRefreshError``, ...) with the last failure as
         ``__cause__``, and :class:`SdkParameterError` for arguments the SDK refuses.
         """
-        _, finished, number = self._run(audio, aformat, sample_rate, chunk, None)
+        _, finished, number = self._run(
+            audio, aformat, sample_rate, chunk, None, deadline, max_attempts
+        )
         return Recognition(finished.text, finished.task_id, finished.duration, number)
 
 
@@ -244,13 +266,18 @@ class SdkTranscriber(_SdkAdapter):
         sample_rate: int = 16000,
         chunk: int = 3200,
         realtime: bool = True,
+        deadline: float | None = None,
+        max_attempts: int | None = None,
     ) -> list[SentenceEvent]:
         """Transcribe ``audio``; the sentences' end events of the attempt that completed.
+
+        ``deadline`` and ``max_attempts`` override the policy's for this call, as
+        :meth:`SdkRecognizer.recognize`'s do.
 
         ``realtime`` paces PCM at real time, as the service expects (docs/protocol.md "Limits": no
         bursts far faster than real time); pass False only for short audio or a simulator.
         Blocks; raises as :meth:`SdkRecognizer.recognize` does.
         """
         pace = 2 * sample_rate if realtime and aformat == "pcm" else None
-        tracker, _, _ = self._run(audio, aformat, sample_rate, chunk, pace)
+        tracker, _, _ = self._run(audio, aformat, sample_rate, chunk, pace, deadline, max_attempts)
         return [event for event in tracker.sentences if event.kind == "end"]

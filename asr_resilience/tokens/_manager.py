@@ -42,6 +42,11 @@ Design
   callers cost at most ``provider_attempts`` provider calls per cool-down, not that many each.
   Events (``token_refreshed``, ``token_refresh_failed``) carry a fingerprint and the exception's
   type only: the provider's text may hold secrets.
+* **Lifecycle.** :meth:`TokenManager.close` (or ``aclose``, or leaving ``with`` / ``async
+  with``) cancels a refresh task, settles its waiters with :class:`TokenRefreshError`, drops the
+  held token and makes every later ``current``/``get``/``get_sync`` raise ``RuntimeError``. A
+  provider call already running in a worker thread cannot be interrupted: it finishes on its own
+  and its token is discarded.
 * **Waits.** Every sleep (provider backoff, polling a shared store) goes through the
   :class:`~asr_resilience._clock.Clock`, so ``asr_resilience.testing.no_wait()`` removes it.
 """
@@ -62,6 +67,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from types import TracebackType
 from typing import NoReturn, TypeAlias
 
 from .._backoff import delay
@@ -93,6 +99,7 @@ DEFAULT_FAILURE_COOLDOWN = 1.0
 _ACTION = "refresh-token"
 _HINT = "check the AccessKey pair and the meta endpoint"
 _LOOP_HINT = "the event loop that ran the refresh shut down; the next call tries again"
+_CLOSED = "the TokenManager was closed"
 _FETCH_THREAD = "asr-resilience-token-fetch"  # a refresh that get_sync() callers wait for
 _REFRESH_THREAD = "asr-resilience-token-refresh"  # a proactive refresh nobody waits for
 _POLL_MIN = 0.01  # first pause while another worker refreshes a shared token
@@ -258,6 +265,7 @@ class TokenManager:
         "_async_provider",
         "_backoff",
         "_clock",
+        "_closed",
         "_configured_ahead",
         "_cooldown_until",
         "_explicit_ahead",
@@ -318,6 +326,77 @@ class TokenManager:
         self._provider_calls = 0
         # Strong references to refresh tasks: the loop keeps only weak ones.
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: the manager hands out no more tokens."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop: cancel a refresh running as a task, settle its waiters, drop the held token.
+
+        Later :meth:`current`, :meth:`get` and :meth:`get_sync` raise ``RuntimeError``. A
+        provider call running in a worker thread finishes on its own; its token is discarded.
+        The store is the caller's and stays open. Calling it again does nothing.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            flight, self._inflight = self._inflight, None
+            self._state = None
+            self._token = None
+            tasks = tuple(self._tasks)
+        running = _running_loop()
+        for task in tasks:
+            loop = task.get_loop()
+            if loop is running:
+                task.cancel()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+        if flight is not None:
+            self._resolve(flight, _refresh_error(_CLOSED, hint="use an open TokenManager"))
+        emit("token_manager_closed", level="debug", provider_calls=self._provider_calls)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then wait for the refresh tasks of this event loop to end."""
+        tasks = tuple(self._tasks)
+        self.close()
+        running = asyncio.get_running_loop()
+        mine = [task for task in tasks if task.get_loop() is running]
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+
+    def __enter__(self) -> TokenManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> TokenManager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "this TokenManager is closed: it hands out no more tokens (create a new one)"
+            )
 
     # -- configuration and introspection -------------------------------------------------------
 
@@ -375,6 +454,7 @@ class TokenManager:
 
     def _current_slow(self, state: _State | None) -> str | None:
         if state is None:
+            self._check_open()  # a closed manager holds no state: only here is it checked
             return None
         if self._clock() >= state[2]:
             return None
@@ -385,7 +465,7 @@ class TokenManager:
     def _start_background(self, state: _State) -> None:
         loop = _running_loop()
         with self._lock:
-            if self._inflight is not None or self._state is not state:
+            if self._inflight is not None or self._state is not state or self._closed:
                 return
             if self._clock() < self._cooldown_until:
                 return
@@ -466,6 +546,7 @@ class TokenManager:
         deadline = math.inf if timeout is None else self._time.monotonic() + timeout
         stale: _Flight | None = None
         with self._lock:
+            self._check_open()
             state = self._state
             now = self._clock()
             if state is not None and now < state[2]:
@@ -530,8 +611,11 @@ class TokenManager:
     def _finish(self, flight: _Flight, outcome: _Outcome) -> None:
         now = self._clock()
         with self._lock:
+            closed = self._closed
             current = self._inflight is flight
-            if isinstance(outcome, Token):
+            if closed:
+                pass  # closed while it ran: its waiters were settled, its token is not kept
+            elif isinstance(outcome, Token):
                 self._token = outcome
                 self._stored_at = now
                 self._state = self._make_state(outcome, now)
@@ -549,6 +633,9 @@ class TokenManager:
                     self._state = (value, min(retry_at, expires_at), expires_at)
             if current:
                 self._inflight = None
+        if closed:
+            self._resolve(flight, _refresh_error(_CLOSED, hint="use an open TokenManager"))
+            return
         # Only safe facts are logged: a fingerprint, never the value or the provider's text.
         if isinstance(outcome, Token):
             register_secret(outcome.value)
