@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asr_resilience import testing
+from asr_resilience.clients import Recognizer
 from asr_resilience.protocol import RECOGNIZER, Completed, Failed
+from asr_resilience.tokens import TokenManager
 
 from .audio_fixtures import speech_like
 from .simulator_client import run_task
@@ -124,3 +128,68 @@ def test_simulate_missing_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("asr-resilience simulate: error: ")
     assert result.stderr.count("\n") == 1
+
+
+ENV_KEYS = {
+    "NLS_GATEWAY_URL",
+    "NLS_REST_URL",
+    "NLS_META_URL",
+    "NLS_APPKEY",
+    "NLS_TOKEN",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+}
+
+
+@pytest.fixture
+def env_running() -> Iterator[dict[str, str]]:
+    """``simulate --env`` in a subprocess: its export lines as a dict, until the blank line."""
+    process = subprocess.Popen(
+        [*COMMAND, "--env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        values: dict[str, str] = {}
+        for line in iter(process.stdout.readline, "\n"):
+            assert line, "the simulator ended before the blank line"
+            word, assignment = shlex.split(line)
+            assert word == "export"
+            name, value = assignment.split("=", 1)
+            values[name] = value
+        yield values
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+
+
+async def test_simulate_env_exports_serve_a_recognition(
+    env_running: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--env`` prints every connection value as an export line; code configured only from the
+    environment they set recognises speech on that simulator."""
+    assert set(env_running) == ENV_KEYS
+    for name, value in env_running.items():
+        monkeypatch.setenv(name, value)
+    sample = testing.speech(2)
+    # Appkey and token from $NLS_APPKEY and $NLS_TOKEN, as against the real service.
+    result = await Recognizer(env_running["NLS_GATEWAY_URL"]).recognize(sample.wav)
+    assert result.text == sample.text
+
+
+async def test_simulate_env_accesskey_creates_tokens(
+    env_running: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exported AccessKey pair is the simulator account's: CreateToken at $NLS_META_URL
+    issues a token the gateway takes."""
+    pytest.importorskip("alibabacloud_nls_cloud_meta20190228")
+    from asr_resilience.tokens import AliyunTokenProvider
+
+    for name, value in env_running.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NLS_TOKEN")
+    provider = AliyunTokenProvider(endpoint=env_running["NLS_META_URL"])
+    async with TokenManager(provider) as tokens:
+        recognizer = Recognizer(env_running["NLS_GATEWAY_URL"], tokens=tokens)
+        result = await recognizer.recognize(testing.speech_wav(1))
+    assert result.text == testing.speech(1).text

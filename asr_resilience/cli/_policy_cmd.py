@@ -1,4 +1,5 @@
-"""``asr-resilience policy check|show``: validate policy files, show the effective table."""
+"""``asr-resilience policy check|show|schema|reference``: validate policy files, show the
+effective table, print the JSON Schema of policy files or the policy reference generated from it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from .._durations import format_duration
 from ..policy import check_policy, load_policy
+from ..policy._json_schema import policy_schema_json
+from ..policy._reference import policy_reference
 from ..policy._review import effective_table, warnings
 
 
@@ -27,6 +30,25 @@ def register(commands: Any) -> None:
     show.add_argument("file", metavar="FILE", help="a policy file or a shipped policy's name")
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(handler=run_show)
+    schema = sub.add_parser(
+        "schema", help="the JSON Schema of policy files (for editors: yaml-language-server)"
+    )
+    schema.add_argument("--output", metavar="FILE", help="write it to FILE instead of stdout")
+    schema.set_defaults(handler=lambda args: _emit(policy_schema_json(), args.output))
+    reference = sub.add_parser(
+        "reference", help="the policy reference (Markdown) generated from the schema"
+    )
+    reference.add_argument("--output", metavar="FILE", help="write it to FILE instead of stdout")
+    reference.set_defaults(handler=lambda args: _emit(policy_reference(), args.output))
+
+
+def _emit(text: str, output: str | None) -> int:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:

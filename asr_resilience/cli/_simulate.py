@@ -1,7 +1,10 @@
 """``asr-resilience simulate``: run the NLS gateway simulator until SIGINT / SIGTERM.
 
 Prints one JSON line first (``gateway``, ``meta``, ``rest``, ``appkey``, ``access_key_id``,
-``access_key_secret``, ``token``) so a script can read where to connect, then serves.
+``access_key_secret``, ``token``) so a script can read where to connect, then serves. With
+``--env`` the same values come out as shell ``export`` lines under the names the library and the
+examples read for the real service (``NLS_GATEWAY_URL``, ``NLS_APPKEY``, ``NLS_TOKEN``, ...),
+followed by one empty line, so the same code runs against either.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -28,7 +32,8 @@ def register(commands: Any) -> None:
         help="run a fault-injecting NLS gateway simulator (WebSocket, REST, CreateToken)",
         description=(
             "Run the NLS gateway simulator on loopback until interrupted. The first line of "
-            "output is JSON: the URLs, the default account's appkey and AccessKey, and a token."
+            "output is JSON (with --env: shell export lines): the URLs, the default account's "
+            "appkey and AccessKey, and a token."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -44,7 +49,31 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--token-ttl", type=_positive_float, metavar="SECONDS", help="lifetime of issued tokens"
     )
+    parser.add_argument(
+        "--env",
+        action="store_true",
+        help="print the connection values as shell export lines instead of JSON",
+    )
     parser.set_defaults(handler=run)
+
+
+ENV_NAMES = (
+    ("NLS_GATEWAY_URL", "gateway"),
+    ("NLS_REST_URL", "rest"),
+    ("NLS_META_URL", "meta"),
+    ("NLS_APPKEY", "appkey"),
+    ("NLS_TOKEN", "token"),
+    ("ALIBABA_CLOUD_ACCESS_KEY_ID", "access_key_id"),
+    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access_key_secret"),
+)
+"""``--env``: the variable for each key of ``Simulator.info()``. ``NLS_TOKEN``, ``NLS_APPKEY``
+and the AccessKey pair are the names the clients, the CLI and ``AliyunTokenProvider`` read; the
+URLs are the simulator's stand-ins for the service's endpoints (``NLS_META_URL``: CreateToken)."""
+
+
+def env_lines(info: dict[str, str]) -> str:
+    """``info`` as ``export NAME=value`` lines, shell-quoted."""
+    return "".join(f"export {name}={shlex.quote(info[key])}\n" for name, key in ENV_NAMES)
 
 
 def _port(text: str) -> int:
@@ -97,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
     )
     try:
-        asyncio.run(_serve(simulator))
+        asyncio.run(_serve(simulator, env=args.env))
     except OSError as exc:  # e.g. the port is taken
         return _error(_one_line(exc))
     return 0
@@ -128,13 +157,15 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-async def _serve(simulator: Any) -> None:
+async def _serve(simulator: Any, *, env: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with simulator:
-        sys.stdout.write(json.dumps(simulator.info()) + "\n")
+        info = simulator.info()
+        # --env ends with an empty line: a reader knows the block is complete.
+        sys.stdout.write(env_lines(info) + "\n" if env else json.dumps(info) + "\n")
         sys.stdout.flush()
         await stop.wait()
 
