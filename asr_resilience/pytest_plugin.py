@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from .simulator._fixtures import nls_gateway
+from .simulator._fixtures import nls_gateway, nls_simulator
 from .testing import no_wait
 
-with contextlib.suppress(ImportError):  # needs pytest-asyncio
-    from .simulator._fixtures import nls_simulator
+with contextlib.suppress(ImportError):  # exists only with pytest-asyncio
+    # nls_simulator asks for it by name: pytest finds fixtures among the plugin's attributes.
+    from .simulator._fixtures import _nls_simulator_in_loop  # noqa: F401
 
 __all__ = ["nls_gateway", "nls_simulator", "resilience_no_wait"]
 

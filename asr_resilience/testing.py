@@ -66,8 +66,8 @@ class FakeClock:
 
 
 SENTENCE_GAP_MS = 1000
-"""Silence after each sentence: more than the 800 ms that ends a sentence (docs/protocol.md
-"Simulator choices"), so each tone burst is one sentence."""
+"""Silence after each sentence: more than the 800 ms that ends one, so each burst is a sentence
+(docs/protocol.md "Simulator choices")."""
 LEAD_MS = 300
 """Silence before the first sentence, as a microphone's recording starts."""
 _AMPLITUDE = 8000

@@ -187,7 +187,7 @@ def test_bounds_agree_with_the_validator(
     where: str, key: str, number: dict[str, Any], tmp_path: Path
 ) -> None:
     """Just above the maximum and just below the minimum, schema and validator both refuse."""
-    low = number.get("minimum", number.get("exclusiveMinimum"))
+    low = number["minimum"] if "minimum" in number else number["exclusiveMinimum"]
     step = 1 if number["type"] == "integer" else 0.001
     for value in (number["maximum"] + step, low - (step if "minimum" in number else 0)):
         doc = _document(where, {key: value})
