@@ -1,13 +1,17 @@
-"""Metrics backends subscribed to the event hooks: Prometheus and OpenTelemetry.
+"""Metrics and traces from the event hooks: Prometheus and OpenTelemetry.
 
 Every failed attempt emits exactly one of ``retry_scheduled``, ``token_invalidated`` or
-``gave_up``, so counting those events by code and action counts failed attempts. Both backends
-are optional (extras ``prometheus`` and ``otel``) and imported only when constructed.
+``gave_up``, so counting those events counts failed attempts; the failure's vendor code, HTTP
+status and transport kind are separate labels (empty when absent). A call's end
+(``call_ended``, emitted while a hook is subscribed) gives ``calls{scope,outcome}`` and the
+call duration. The first token a manager obtains is a fetch, not a refresh, and is not counted.
+The backends are optional (extras ``prometheus`` and ``otel``) and imported only when
+constructed; ``close()`` unsubscribes and (Prometheus) unregisters the collectors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._events import PREFIX, Event, add_hook
@@ -23,51 +27,66 @@ _BREAKER_STATES = {
     PREFIX + "circuit_half_open": "half_open",
 }
 DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+_FAILURE_LABELS = ("vendor_code", "http_status", "transport")
 
 
-def _code(event: Event) -> str:
-    code = event.fields.get("code")
-    if code is not None:
-        return str(code)
-    transport = event.fields.get("transport")
-    return f"transport:{transport}" if transport else "none"
+def _text(fields: Mapping[str, Any], key: str) -> str:
+    value = fields.get(key)
+    return "" if value is None else str(value)
 
 
 class _Subscriber:
     """Shared plumbing: subscribe on construction, ``close()`` unsubscribes."""
 
-    _remove: Callable[[], None]
+    _remove: Callable[[], None] | None = None
 
     def _subscribe(self) -> None:
         self._remove = add_hook(self.handle)
 
     def close(self) -> None:
-        """Stop receiving events."""
-        self._remove()
+        """Stop receiving events (a second close does nothing)."""
+        remove, self._remove = self._remove, None
+        if remove is not None:
+            remove()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def handle(self, event: Event) -> None:
-        name = event.name
+        """Turn one event into metric updates."""
+        name, f = event.name, event.fields
+        scope = _text(f, "scope")
         if name in _ATTEMPT_EVENTS:
-            action = _ATTEMPT_EVENTS[name] or str(event.fields.get("action", ""))
+            action = _ATTEMPT_EVENTS[name] or _text(f, "action")
             # A give-up without a failed attempt (breaker open, no slot) made no attempt.
-            if name != PREFIX + "gave_up" or event.fields.get("failed_attempt"):
-                self.attempt(_code(event), action)
+            if name != PREFIX + "gave_up" or f.get("failed_attempt"):
+                failure = {key: _text(f, key) for key in _FAILURE_LABELS}
+                self.attempt(scope, action, failure)
             if name == PREFIX + "retry_scheduled":
-                self.retry(float(event.fields.get("delay", 0.0)))
+                self.retry(scope, float(f.get("delay", 0.0)))
             elif name == PREFIX + "gave_up":
-                self.gave_up(str(event.fields.get("error", "")))
+                self.gave_up(scope, _text(f, "error"))
+        elif name == PREFIX + "call_ended":
+            self.call(scope, _text(f, "outcome"), float(f.get("duration", 0.0)))
         elif name == PREFIX + "token_refreshed":
-            self.token_refreshed()
+            if not f.get("initial"):
+                self.token_refreshed()
         elif name == PREFIX + "budget_exhausted":
-            self.budget_exhausted(str(event.fields.get("scope", "")))
+            self.budget_exhausted(scope)
         elif name in _BREAKER_STATES:
-            self.breaker(str(event.fields.get("scope", "")), _BREAKER_STATES[name])
+            self.breaker(scope, _BREAKER_STATES[name])
         elif name == PREFIX + "concurrency_limit_changed":
-            self.limit(str(event.fields.get("scope", "")), float(event.fields.get("new", 0)))
+            self.limit(scope, float(f.get("new", 0)))
 
-    def attempt(self, code: str, action: str) -> None: ...
-    def retry(self, delay: float) -> None: ...
-    def gave_up(self, error: str) -> None: ...
+    def call(self, scope: str, outcome: str, duration: float) -> None: ...
+    def attempt(self, scope: str, action: str, failure: dict[str, str]) -> None: ...
+    def retry(self, scope: str, delay: float) -> None: ...
+    def gave_up(self, scope: str, error: str) -> None: ...
     def token_refreshed(self) -> None: ...
     def budget_exhausted(self, scope: str) -> None: ...
     def breaker(self, scope: str, state: str) -> None: ...
@@ -75,7 +94,8 @@ class _Subscriber:
 
 
 class PrometheusMetrics(_Subscriber):
-    """Counters, a gauge and a histogram in a ``prometheus_client`` registry."""
+    """Counters, a gauge and histograms in a ``prometheus_client`` registry (default: the
+    global one); ``close()`` unregisters them, so a new instance can register again."""
 
     def __init__(self, registry: Any = None, *, namespace: str = "asr_resilience") -> None:
         try:
@@ -84,15 +104,30 @@ class PrometheusMetrics(_Subscriber):
             raise ImportError(
                 "install the extra: pip install 'asr-resilience[prometheus]'"
             ) from exc
-        kw: dict[str, Any] = {"namespace": namespace}
-        if registry is not None:
-            kw["registry"] = registry
-        self.attempts = prom.Counter(
-            "failed_attempts", "Failed attempts by vendor code and action", ["code", "action"], **kw
+        self.registry = prom.REGISTRY if registry is None else registry
+        kw: dict[str, Any] = {"namespace": namespace, "registry": None}
+        failed = ["scope", "action", *_FAILURE_LABELS]
+        self.calls = prom.Counter("calls", "Calls by scope and outcome", ["scope", "outcome"], **kw)
+        self.durations = prom.Histogram(
+            "call_duration_seconds",
+            "Call durations, waits and retries included",
+            ["scope", "outcome"],
+            buckets=DURATION_BUCKETS,
+            **kw,
         )
-        self.retries = prom.Counter("retries", "Retries scheduled", **kw)
-        self.refreshes = prom.Counter("token_refreshes", "Tokens obtained from the provider", **kw)
-        self.give_ups = prom.Counter("give_ups", "Calls that ended in an error", ["error"], **kw)
+        self.attempts = prom.Counter(
+            "failed_attempts",
+            "Failed attempts by action, vendor code, HTTP status and transport failure",
+            failed,
+            **kw,
+        )
+        self.retries = prom.Counter("retries", "Retries scheduled", ["scope"], **kw)
+        self.refreshes = prom.Counter(
+            "token_refreshes", "Tokens obtained again from the provider (not the first)", **kw
+        )
+        self.give_ups = prom.Counter(
+            "give_ups", "Calls that ended in an error", ["scope", "error"], **kw
+        )
         self.budget = prom.Counter(
             "retry_budget_exhausted", "Retries refused by the budget", ["scope"], **kw
         )
@@ -103,19 +138,52 @@ class PrometheusMetrics(_Subscriber):
             "concurrency_limit", "Adaptive concurrency limit", ["scope"], **kw
         )
         self.delays = prom.Histogram(
-            "retry_delay_seconds", "Waits before retries", buckets=DELAY_BUCKETS, **kw
+            "retry_delay_seconds", "Waits before retries", ["scope"], buckets=DELAY_BUCKETS, **kw
         )
+        self._collectors = [
+            self.calls,
+            self.durations,
+            self.attempts,
+            self.retries,
+            self.refreshes,
+            self.give_ups,
+            self.budget,
+            self.breaker_changes,
+            self.concurrency,
+            self.delays,
+        ]
+        registered: list[Any] = []
+        try:
+            for collector in self._collectors:
+                self.registry.register(collector)
+                registered.append(collector)
+        except Exception:
+            for collector in registered:  # all or nothing: a failed construction leaves none
+                self.registry.unregister(collector)
+            raise
         self._subscribe()
 
-    def attempt(self, code: str, action: str) -> None:
-        self.attempts.labels(code=code, action=action).inc()
+    def close(self) -> None:
+        """Unsubscribe and unregister the collectors (a second close does nothing)."""
+        if self._remove is None:
+            return
+        super().close()
+        for collector in self._collectors:
+            self.registry.unregister(collector)
 
-    def retry(self, delay: float) -> None:
-        self.retries.inc()
-        self.delays.observe(delay)
+    def call(self, scope: str, outcome: str, duration: float) -> None:
+        self.calls.labels(scope=scope, outcome=outcome).inc()
+        self.durations.labels(scope=scope, outcome=outcome).observe(duration)
 
-    def gave_up(self, error: str) -> None:
-        self.give_ups.labels(error=error).inc()
+    def attempt(self, scope: str, action: str, failure: dict[str, str]) -> None:
+        self.attempts.labels(scope=scope, action=action, **failure).inc()
+
+    def retry(self, scope: str, delay: float) -> None:
+        self.retries.labels(scope=scope).inc()
+        self.delays.labels(scope=scope).observe(delay)
+
+    def gave_up(self, scope: str, error: str) -> None:
+        self.give_ups.labels(scope=scope, error=error).inc()
 
     def token_refreshed(self) -> None:
         self.refreshes.inc()
@@ -131,7 +199,10 @@ class PrometheusMetrics(_Subscriber):
 
 
 class OpenTelemetryMetrics(_Subscriber):
-    """The same instruments on an OpenTelemetry ``Meter`` (default: the global provider's)."""
+    """The same instruments on an OpenTelemetry ``Meter`` (default: the global provider's).
+
+    Attributes absent from a failure (no HTTP status, no transport failure) are left out.
+    """
 
     def __init__(self, meter: Any = None) -> None:
         try:
@@ -140,16 +211,49 @@ class OpenTelemetryMetrics(_Subscriber):
             raise ImportError("install the extra: pip install 'asr-resilience[otel]'") from exc
         self.meter = meter or otel.get_meter("asr_resilience")
         m = self.meter
-        self.attempts = m.create_counter("asr_resilience.failed_attempts", unit="1")
-        self.retries = m.create_counter("asr_resilience.retries", unit="1")
-        self.refreshes = m.create_counter("asr_resilience.token_refreshes", unit="1")
-        self.give_ups = m.create_counter("asr_resilience.give_ups", unit="1")
-        self.budget = m.create_counter("asr_resilience.retry_budget_exhausted", unit="1")
-        self.breaker_changes = m.create_counter("asr_resilience.circuit_breaker_transitions")
-        self.delays = m.create_histogram("asr_resilience.retry_delay", unit="s")
+        self.calls = m.create_counter(
+            "asr_resilience.calls", unit="{call}", description="Calls by scope and outcome"
+        )
+        self.durations = m.create_histogram(
+            "asr_resilience.call.duration",
+            unit="s",
+            description="Call durations, waits and retries included",
+        )
+        self.attempts = m.create_counter(
+            "asr_resilience.failed_attempts",
+            unit="{attempt}",
+            description="Failed attempts by action, vendor code, HTTP status and transport failure",
+        )
+        self.retries = m.create_counter(
+            "asr_resilience.retries", unit="{retry}", description="Retries scheduled"
+        )
+        self.refreshes = m.create_counter(
+            "asr_resilience.token_refreshes",
+            unit="{token}",
+            description="Tokens obtained again from the provider (not the first)",
+        )
+        self.give_ups = m.create_counter(
+            "asr_resilience.give_ups", unit="{call}", description="Calls that ended in an error"
+        )
+        self.budget = m.create_counter(
+            "asr_resilience.retry_budget_exhausted",
+            unit="{retry}",
+            description="Retries refused by the budget",
+        )
+        self.breaker_changes = m.create_counter(
+            "asr_resilience.circuit_breaker_transitions",
+            unit="{transition}",
+            description="Breaker state changes",
+        )
+        self.delays = m.create_histogram(
+            "asr_resilience.retry_delay", unit="s", description="Waits before retries"
+        )
         self._limits: dict[str, float] = {}
         m.create_observable_gauge(
-            "asr_resilience.concurrency_limit", callbacks=[self._observe_limits]
+            "asr_resilience.concurrency_limit",
+            callbacks=[self._observe_limits],
+            unit="{call}",
+            description="Adaptive concurrency limit",
         )
         self._subscribe()
 
@@ -158,15 +262,21 @@ class OpenTelemetryMetrics(_Subscriber):
 
         return [Observation(v, {"scope": s}) for s, v in self._limits.items()]
 
-    def attempt(self, code: str, action: str) -> None:
-        self.attempts.add(1, {"code": code, "action": action})
+    def call(self, scope: str, outcome: str, duration: float) -> None:
+        self.calls.add(1, {"scope": scope, "outcome": outcome})
+        self.durations.record(duration, {"scope": scope, "outcome": outcome})
 
-    def retry(self, delay: float) -> None:
-        self.retries.add(1)
-        self.delays.record(delay)
+    def attempt(self, scope: str, action: str, failure: dict[str, str]) -> None:
+        attributes = {"scope": scope, "action": action}
+        attributes.update((k, v) for k, v in failure.items() if v)
+        self.attempts.add(1, attributes)
 
-    def gave_up(self, error: str) -> None:
-        self.give_ups.add(1, {"error": error})
+    def retry(self, scope: str, delay: float) -> None:
+        self.retries.add(1, {"scope": scope})
+        self.delays.record(delay, {"scope": scope})
+
+    def gave_up(self, scope: str, error: str) -> None:
+        self.give_ups.add(1, {"scope": scope, "error": error})
 
     def token_refreshed(self) -> None:
         self.refreshes.add(1)

@@ -15,6 +15,12 @@ manager's provider retries. The first attempt runs before the tenacity loop is b
 it costs more than a successful call may); a failure is handed to the loop as its first
 outcome, already settled and decided, so every attempt takes the same admission and the same
 settling. The sync and async drivers differ only where they wait.
+
+While a hook is subscribed (``observe._events.observed``), a call runs through
+:func:`_observed_sync` / :func:`_observed_async`: the same driver, between a ``call_started``
+and a ``call_ended`` event (scope, outcome, duration), with each attempt's body between
+``attempt_started`` and ``attempt_ended`` (handed to the hooks only, not logged). A call
+nobody observes pays one flag check.
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from .._errors import AsrResilienceError
 from .._secrets import scrub_exception
+from ..observe import _events
+from ..observe._events import notify
 from ._attempt import Attempt
-from ._call import CallState
+from ._call import CallState, classify
 from ._tenacity import async_loop, sync_loop
 
 __all__ = ["run_async", "run_sync"]
@@ -39,13 +47,17 @@ def run_sync(
     body: Callable[..., R],
     *args: Any,
     first: BaseException | None = None,
+    observe: bool = True,
 ) -> R:
     """Run ``body(attempt, *args)`` as attempts of the call ``state`` until one succeeds or the
     policy says stop.
 
     ``first``: a failure already settled and decided on ``state`` (the loop starts after it).
     The library's error that ends the call leaves with its whole chain scrubbed of secrets.
+    ``observe=False``: no call and attempt events (the observed driver's own run).
     """
+    if observe and _events.observed:
+        return _observed_sync(state, body, args, first)
     if first is None:
         try:  # the first attempt, as _attempt_sync (inline: a successful call is the hot path)
             with Attempt(state) as attempt:
@@ -71,8 +83,11 @@ async def run_async(
     body: Callable[..., Awaitable[R]],
     *args: Any,
     first: BaseException | None = None,
+    observe: bool = True,
 ) -> R:
     """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
+    if observe and _events.observed:
+        return await _observed_async(state, body, args, first)
     if first is None:
         try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
             with Attempt(state, asyncio.current_task()) as attempt:
@@ -117,3 +132,104 @@ async def _attempt_async(
 def _again(failure: BaseException) -> NoReturn:
     """The first attempt's failure, as the loop's first outcome (already settled and decided)."""
     raise failure
+
+
+# -- observed calls (a hook is subscribed) ---------------------------------------------------------
+
+
+def _outcome(exc: BaseException | None) -> str:
+    """A call's or attempt's outcome label: success, the library error's name, error, cancelled."""
+    if exc is None:
+        return "success"
+    if isinstance(exc, AsrResilienceError):
+        return type(exc).__name__
+    return "error" if isinstance(exc, Exception) else "cancelled"
+
+
+def _call_started(state: CallState) -> tuple[int, float]:
+    call = next(_events.call_ids)
+    s = state.settings
+    notify("call_started", call=call, scope=s.scope_name, function=s.function)
+    return call, s.clock.monotonic()
+
+
+def _call_ended(state: CallState, call: int, start: float, exc: BaseException | None) -> None:
+    s = state.settings
+    notify(
+        "call_ended",
+        call=call,
+        scope=s.scope_name,
+        function=s.function,
+        outcome=_outcome(exc),
+        duration=max(0.0, s.clock.monotonic() - start),
+        attempts=len(state.history) + (exc is None),
+    )
+
+
+def _attempt_started(call: int, attempt: Attempt) -> None:
+    notify("attempt_started", call=call, attempt=attempt.number)
+
+
+def _attempt_ended(call: int, attempt: Attempt, exc: BaseException | None) -> None:
+    failure = classify(exc) if exc is not None else None
+    notify(
+        "attempt_ended",
+        call=call,
+        attempt=attempt.number,
+        outcome=_outcome(exc) if failure is None else "failure",
+        error=type(exc).__name__ if exc is not None else None,
+        vendor_code=failure.code if failure else None,
+        http_status=failure.http_status if failure else None,
+        transport=failure.transport if failure else None,
+    )
+
+
+def _observed_sync(
+    state: CallState, body: Callable[..., R], args: tuple[Any, ...], first: BaseException | None
+) -> R:
+    call, start = _call_started(state)
+
+    def observed(attempt: Attempt, *args: Any) -> R:
+        _attempt_started(call, attempt)
+        try:
+            result = body(attempt, *args)
+        except BaseException as exc:
+            _attempt_ended(call, attempt, exc)
+            raise
+        _attempt_ended(call, attempt, None)
+        return result
+
+    try:
+        result = run_sync(state, observed, *args, first=first, observe=False)
+    except BaseException as exc:
+        _call_ended(state, call, start, exc)
+        raise
+    _call_ended(state, call, start, None)
+    return result
+
+
+async def _observed_async(
+    state: CallState,
+    body: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    first: BaseException | None,
+) -> R:
+    call, start = _call_started(state)
+
+    async def observed(attempt: Attempt, *args: Any) -> R:
+        _attempt_started(call, attempt)
+        try:
+            result = await body(attempt, *args)
+        except BaseException as exc:
+            _attempt_ended(call, attempt, exc)
+            raise
+        _attempt_ended(call, attempt, None)
+        return result
+
+    try:
+        result = await run_async(state, observed, *args, first=first, observe=False)
+    except BaseException as exc:
+        _call_ended(state, call, start, exc)
+        raise
+    _call_ended(state, call, start, None)
+    return result

@@ -271,6 +271,7 @@ class TokenManager:
         "_explicit_ahead",
         "_failure",
         "_failure_cooldown",
+        "_fetched",
         "_inflight",
         "_lock",
         "_provider",
@@ -318,6 +319,7 @@ class TokenManager:
         self._failure_cooldown = failure_cooldown
         self._lock = threading.Lock()
         self._token: Token | None = None
+        self._fetched = False  # a token has been obtained (later ones are refreshes)
         self._stored_at = 0.0
         self._state: _State | None = None
         self._inflight: _Flight | None = None
@@ -613,10 +615,12 @@ class TokenManager:
         with self._lock:
             closed = self._closed
             current = self._inflight is flight
+            initial = not self._fetched  # the first token: a fetch, not a refresh
             if closed:
                 pass  # closed while it ran: its waiters were settled, its token is not kept
             elif isinstance(outcome, Token):
                 self._token = outcome
+                self._fetched = True
                 self._stored_at = now
                 self._state = self._make_state(outcome, now)
                 self._failure = None
@@ -644,6 +648,7 @@ class TokenManager:
                 token_fingerprint=fingerprint(outcome.value),
                 expires_at=outcome.expires_at,
                 provider_calls=self._provider_calls,
+                initial=initial or None,
             )
         else:
             cause = outcome.__cause__
