@@ -4,17 +4,17 @@
 
     caller ──▶ CallState (deadline, attempts, history)
            ──▶ Attempt: admit (breaker ticket → slot → token, within the time left)
-                        body(attempt)  [in a task: under a timer at the call's deadline]
+                        body(attempt)  [in a task: watched until the call's deadline]
                         exit: settle once (slot, breaker, budget) · classify once · decide
            ──▶ step: return │ wait (through the Clock) and loop │ raise typed │ propagate
 
 Every caller is this loop with a different body: ``@resilient`` (the user's function),
 ``retrying`` (the block; it drives the same tenacity loop itself), the clients (one task on a
-new connection), a stream's legs (the body keeps its attempt open with ``hold``), and the token
-manager's provider retries. The first attempt runs before the tenacity loop is built (building
-it costs more than a successful call may); a failure is handed to the loop as its first
-outcome, already settled and decided, so every attempt takes the same admission and the same
-settling. The sync and async drivers differ only where they wait.
+new connection), the SDK adapter, and a stream's legs (the body keeps its attempt open with
+``hold``; a resume starts the loop from the drop). The first attempt runs before the tenacity
+loop is built (building it costs more than a successful call may); a failure is handed to the
+loop as its first outcome, already settled and decided, so every attempt takes the same
+admission and the same settling. The sync and async drivers differ only where they wait.
 
 While a hook is subscribed (``observe._events.observed``), a call runs through
 :func:`_observed_sync` / :func:`_observed_async`: the same driver, between a ``call_started``
