@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asr_resilience as ar
@@ -28,3 +31,17 @@ class CountingProvider:
     def __call__(self) -> Token:
         self.calls += 1
         return Token(f"secret-token-{self.calls:04d}", self.expires_at)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Re-check ``condition`` every few milliseconds until it holds; fail after ``timeout``.
+
+    Only for state that gives no notification to wait on (leases in Redis, a limiter's queue
+    joined from other threads, a stream's inbox filling up); the gateway's slots have
+    ``SimulatorStats.wait_slots``.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -77,11 +77,8 @@ def assert_no_permit(policy: ar.Policy, scope: str) -> None:
 
 
 async def gateway_idle(sim: Simulator | SimulatorThread) -> None:
-    """Poll the gateway's own count until no session holds a slot (bounded)."""
-    deadline = time.monotonic() + 10.0
-    while any(sim.stats.snapshot()["concurrent"].values()):
-        assert time.monotonic() < deadline, f"sessions still open: {sim.stats.snapshot()}"
-        await asyncio.sleep(0.005)
+    """Wait (woken by the gateway's own slot changes) until no session holds a slot."""
+    await sim.stats.wait_slots(lambda slots: not any(slots.values()), timeout=10.0)
 
 
 # -- the WebSocket clients -------------------------------------------------------------------

@@ -9,8 +9,7 @@ of 40000005 answers (a quota the client overran).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from asr_resilience.simulator import Account, Fault, Simulator
 
 from . import fleet_support as fs
 from .audio_fixtures import speech_like
-from .helpers import write_policy
+from .helpers import until, write_policy
 from .streaming_support import Collector, chunks, ends, reconnects, run
 
 QUOTA = 2
@@ -89,15 +88,6 @@ def limiter(policy: Policy) -> Limiter:
     return scope_limiter
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll real state (limiter, gateway) until ``condition`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
-
-
 async def assert_settled(sim: Simulator, policy: Policy) -> None:
     """Nothing leaked: no permit in flight, no session open at the gateway."""
     scope_limiter = limiter(policy)
@@ -107,7 +97,7 @@ async def assert_settled(sim: Simulator, policy: Policy) -> None:
     if fleet_stats is not None:
         # The limiter's worker thread hands the leases back to Redis shortly after the release.
         await until(lambda: fleet_stats()["in_flight"] == 0, "the fleet's leases in Redis")
-    await until(lambda: sim.stats.concurrent.get("small", 0) == 0, "the gateway's slots")
+    await sim.stats.wait_slots(lambda slots: slots.get("small", 0) == 0, timeout=10.0)
 
 
 def indexes(events: list[StreamEvent]) -> list[int]:

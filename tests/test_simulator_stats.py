@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+import pytest
+
 from asr_resilience.simulator import SimulatorStats
 
 
@@ -21,3 +26,25 @@ def test_take_peak_reports_each_phase_and_carries_open_sessions_over() -> None:
     assert stats.take_peak() == {"a": 2, "b": 1}
     assert stats.take_peak() == {"a": 2, "b": 0}
     assert stats.max_concurrent == {"a": 3, "b": 1}  # the whole run's peak is untouched
+
+
+async def test_wait_slots_is_woken_by_a_release_from_another_thread() -> None:
+    """wait_slots returns once a slot released in another thread makes the condition true."""
+    stats = SimulatorStats()
+    stats.slot_taken("a")
+    waiting = asyncio.ensure_future(stats.wait_slots(lambda slots: slots["a"] == 0, timeout=10))
+    await asyncio.sleep(0)  # let it register (one turn of the loop, not a timed wait)
+    assert not waiting.done()
+    thread = threading.Thread(target=stats.slot_released, args=("a",))
+    thread.start()
+    await waiting
+    thread.join()
+    assert stats.concurrent == {"a": 0}
+
+
+async def test_wait_slots_times_out_with_the_slots_it_saw() -> None:
+    """A condition that never holds ends in TimeoutError naming the slots held."""
+    stats = SimulatorStats()
+    stats.slot_taken("a")
+    with pytest.raises(TimeoutError, match="'a': 1"):
+        await stats.wait_slots(lambda slots: not slots["a"], timeout=0.05)

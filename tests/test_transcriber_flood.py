@@ -8,8 +8,7 @@ each, as fast as the socket takes them, and completes the task on StopTranscript
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -17,6 +16,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from asr_resilience.clients import SentenceEvent, Transcriber
 from asr_resilience.protocol import Audio, GatewayProtocol
 from asr_resilience.protocol._messages import STOP
+
+from .helpers import until
 
 SENTENCES = 300
 PARTIALS = 100  # per sentence: 30 000 partial results in all
@@ -67,15 +68,6 @@ async def flood() -> AsyncIterator[Flood]:
         port = server.sockets[0].getsockname()[1]
         gateway.url = f"ws://127.0.0.1:{port}/ws/v1"
         yield gateway
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll real state until ``condition`` holds; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def transcriber(flood: Flood) -> Transcriber:
