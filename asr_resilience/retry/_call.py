@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _backoff as backoff
 from .._attempts import AttemptRecord
@@ -304,14 +304,10 @@ class CallState:
             "token_invalidated",
             function=s.function,
             scope=s.scope_name,
-            code=failure.effective_code,
-            vendor_code=failure.code,
-            http_status=failure.http_status,
-            transport=failure.transport,
             action="refresh-token",
             rule=decision.rule,
             attempt=len(self.history),
-            task_id=failure.task_id,
+            **_failure_fields(failure),
         )
         return Step("retry", 0.0)
 
@@ -326,7 +322,7 @@ class CallState:
             return self._give_up(
                 RetryExhaustedError, f"gave up after {counted} attempts", decision, exc, failure
             )
-        scope = s.scope()
+        scope = self.scope
         # A throttled call queues again at once only where the limiter has just lowered its
         # limit; a fixed fleet quota does not move, so there the throttle schedule applies.
         if decision.throttled and scope.limiter is not None and scope.limiter.adaptive:
@@ -357,16 +353,12 @@ class CallState:
             "retry_scheduled",
             function=s.function,
             scope=s.scope_name,
-            code=failure.effective_code,
-            vendor_code=failure.code,
-            http_status=failure.http_status,
             action="retry",
             rule=decision.rule,
             attempt=len(self.history),
             delay=round(delay, 4),
-            task_id=failure.task_id,
-            transport=failure.transport,
             message=failure.message or None,
+            **_failure_fields(failure),
             throttled=decision.throttled or None,
         )
         return Step("retry", delay)
@@ -412,18 +404,28 @@ class CallState:
             function=s.function,
             scope=s.scope_name,
             error=kind.__name__,
-            code=code,
-            vendor_code=failure.code if failure else None,
-            http_status=failure.http_status if failure else None,
-            transport=failure.transport if failure else None,
             action=error.action,
             rule=decision.rule if decision else None,
             attempt=len(self.history),
-            task_id=failure.task_id if failure else None,
             message=failure.message if failure and failure.message else None,
+            **_failure_fields(failure),
             failed_attempt=record or None,
         )
         return Step("raise", error=error, cause=exc)
+
+
+def _failure_fields(failure: Failure | None) -> dict[str, Any]:
+    """What an event says of a failure: the deciding code, and each kind of code apart."""
+    if failure is None:
+        return {"code": None, "vendor_code": None, "http_status": None, "transport": None,
+                "task_id": None}  # fmt: skip
+    return {
+        "code": failure.effective_code,
+        "vendor_code": failure.code,
+        "http_status": failure.http_status,
+        "transport": failure.transport,
+        "task_id": failure.task_id,
+    }
 
 
 def _describe(code: int | None, failure: Failure | None, name: str | None) -> str:
