@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ _FIRED = 1  # the deadline timer cancelled the attempt
 _HELD = 2  # the slot outlives the block (a stream leg)
 _CLOSED = 4  # settled: the slot went back, the outcome was decided
 _SCOPE_DONE = 8  # the breaker and budget have seen the outcome
+_OBSERVED = 16  # someone is told the outcome when it settles (takes the slow exit)
 
 
 class Attempt:
@@ -78,6 +79,7 @@ class Attempt:
         "_failure",
         "_flags",
         "_manager",
+        "_observer",
         "_owner",
         "_permit",
         "_phase",
@@ -95,6 +97,7 @@ class Attempt:
     _ticket: int
     _timer: int  # the deadline watch's ticket
     _watch: DeadlineWatch
+    _observer: Callable[[Attempt, BaseException | None], None]
 
     def __init__(
         self,
@@ -292,6 +295,11 @@ class Attempt:
             return DeadlineTimeout(_PASSED.format(phase))
         return None
 
+    def observe(self, observer: Callable[[Attempt, BaseException | None], None]) -> None:
+        """Call ``observer(attempt, exception or None)`` once, when the attempt settles."""
+        self._observer = observer
+        self._flags |= _OBSERVED
+
     def hold(self) -> Attempt:
         """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
         self._flags |= _HELD
@@ -323,6 +331,8 @@ class Attempt:
                 throttled = failure is not None and failure.throttled
                 permit.release("throttled" if throttled else "dropped")
         self._settle_scope(exc, failure)
+        if self._flags & _OBSERVED:
+            self._observer(self, exc)  # after the one classification: ``failure`` is set
         if exc is None:
             return None
         if not isinstance(exc, Exception):

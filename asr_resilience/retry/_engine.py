@@ -26,6 +26,7 @@ nobody observes pays one flag check.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -34,7 +35,7 @@ from .._secrets import scrub_exception
 from ..observe import _events
 from ..observe._events import notify
 from ._attempt import Attempt
-from ._call import CallState, classify
+from ._call import CallState
 from ._tenacity import async_loop, sync_loop
 
 __all__ = ["run_async", "run_sync"]
@@ -171,7 +172,7 @@ def _attempt_started(call: int, attempt: Attempt) -> None:
 
 
 def _attempt_ended(call: int, attempt: Attempt, exc: BaseException | None) -> None:
-    failure = classify(exc) if exc is not None else None
+    failure = attempt.failure  # the attempt's own classification, made once when it settled
     notify(
         "attempt_ended",
         call=call,
@@ -191,13 +192,8 @@ def _observed_sync(
 
     def observed(attempt: Attempt, *args: Any) -> R:
         _attempt_started(call, attempt)
-        try:
-            result = body(attempt, *args)
-        except BaseException as exc:
-            _attempt_ended(call, attempt, exc)
-            raise
-        _attempt_ended(call, attempt, None)
-        return result
+        attempt.observe(functools.partial(_attempt_ended, call))
+        return body(attempt, *args)
 
     try:
         result = run_sync(state, observed, *args, first=first, observe=False)
@@ -218,13 +214,8 @@ async def _observed_async(
 
     async def observed(attempt: Attempt, *args: Any) -> R:
         _attempt_started(call, attempt)
-        try:
-            result = await body(attempt, *args)
-        except BaseException as exc:
-            _attempt_ended(call, attempt, exc)
-            raise
-        _attempt_ended(call, attempt, None)
-        return result
+        attempt.observe(functools.partial(_attempt_ended, call))
+        return await body(attempt, *args)
 
     try:
         result = await run_async(state, observed, *args, first=first, observe=False)
