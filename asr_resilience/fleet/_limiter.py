@@ -109,6 +109,8 @@ __all__ = ["DEFAULT_WAITER_TTL", "FleetLimiter", "FleetPermit"]
 
 DEFAULT_WAITER_TTL = 3.0
 """Seconds a waiting worker keeps its place in the fleet's queue without polling."""
+_CLOSE_WAIT = 5.0
+"""Seconds ``close`` waits for the worker thread to stop."""
 _POLL_MIN = 0.005
 _POLL_MAX = 0.05
 _REPAIR_BACKOFF_MAX = 30.0
@@ -848,7 +850,9 @@ class FleetLimiter:
             self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            # Its Redis calls time out (socket timeout); past this bound it is a daemon left
+            # to finish on its own, and the leases below are released from here regardless.
+            thread.join(_CLOSE_WAIT)
         with self._cond:
             releases = self._releases
             self._releases = []
