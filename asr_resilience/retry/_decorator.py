@@ -147,37 +147,31 @@ def resilient(
                 raise ResultFailure(failure, result)
             return result
 
-        if inspect.iscoroutinefunction(fn):
-            afn = cast(Callable[..., Awaitable[Any]], fn)
-
-            def async_body(
-                attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]
-            ) -> Awaitable[Any]:
-                # The user's coroutine itself, awaited by the engine (no coroutine of ours
-                # around it), or one that checks the result it returns.
-                if needs_token:
-                    kwargs["token"] = attempt.token
-                if wants_attempt:
-                    kwargs["attempt"] = attempt
-                awaitable = afn(*args, **kwargs)
-                return checked_async(awaitable) if check_result else awaitable
-
-            async def checked_async(awaitable: Awaitable[Any]) -> Any:
-                return checked(await awaitable)
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await run_async(CallState(settings, monotonic()), async_body, args, kwargs)
-
-            return _finish(async_wrapper, in_effect, retry_with)
+        is_async = inspect.iscoroutinefunction(fn)
 
         def body(attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            # One body for both: for a coroutine function it returns the user's coroutine
+            # itself, awaited by the engine (no coroutine of ours around it unless the result
+            # is checked).
             if needs_token:
                 kwargs["token"] = attempt.token
             if wants_attempt:
                 kwargs["attempt"] = attempt
-            result = fn(*args, **kwargs)
-            return checked(result) if check_result else result
+            result: Any = fn(*args, **kwargs)
+            if not check_result:
+                return result
+            return checked_async(result) if is_async else checked(result)
+
+        async def checked_async(awaitable: Awaitable[Any]) -> Any:
+            return checked(await awaitable)
+
+        if is_async:
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await run_async(CallState(settings, monotonic()), body, args, kwargs)
+
+            return _finish(async_wrapper, in_effect, retry_with)
 
         @functools.wraps(fn)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
