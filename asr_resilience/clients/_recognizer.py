@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+from .._endpoints import DEFAULT_REGION, REGIONS, resolve_url
 from .._errors import TransportError
 from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
 from ..retry._attempt import Attempt
@@ -37,8 +38,9 @@ from ._task import failure_error, started
 
 __all__ = ["DEFAULT_GATEWAY", "Recognizer"]
 
-DEFAULT_GATEWAY = "wss://nls-gateway.cn-shanghai.aliyuncs.com/ws/v1"
-"""The SDKs' default gateway (docs/protocol.md "Services and endpoints")."""
+DEFAULT_GATEWAY = REGIONS[DEFAULT_REGION].gateway
+"""The gateway when neither the caller nor the environment names one (docs/protocol.md
+"Regions and endpoints")."""
 
 RecognizerAudio = bytes | str | os.PathLike[str] | AsyncIterable[bytes]
 
@@ -56,11 +58,16 @@ class Recognizer:
     ``stop_timeout`` for RecognitionCompleted after the audio; each raises ``TimeoutError``,
     which the policy retries as a transport timeout. The policy's deadline bounds each whole
     attempt (slot, token, connect, start, audio, result) as well as the waits between them.
+
+    ``url`` is the gateway's WebSocket URL; ``region`` (``cn-beijing``, ``ap-southeast-1``,
+    ``cn-shanghai-internal``, ...) picks the region's gateway instead. Without either,
+    ``$NLS_GATEWAY_URL``, else ``$NLS_REGION``'s gateway, else cn-shanghai's (README "Regions and
+    endpoints"); an unknown region is a ``ValueError`` listing the known ones.
     """
 
     def __init__(
         self,
-        url: str = DEFAULT_GATEWAY,
+        url: str | None = None,
         appkey: str = "",
         tokens: TokenManager | str | None = None,
         policy: PolicyLike = None,
@@ -71,8 +78,9 @@ class Recognizer:
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
         open_timeout: float = 10.0,
+        region: str | None = None,
     ) -> None:
-        self.url = url
+        self.url = resolve_url("gateway", url, region)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})

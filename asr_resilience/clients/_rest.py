@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from .._endpoints import DEFAULT_REGION, REGIONS, resolve_url
 from .._errors import NlsError, RemoteProtocolError
 from .._extract import rest_result
 from .._failure import SUCCESS
@@ -42,7 +43,8 @@ from ._results import Recognition
 
 __all__ = ["DEFAULT_REST_URL", "RestRecognizer"]
 
-DEFAULT_REST_URL = "https://nls-gateway.cn-shanghai.aliyuncs.com/stream/v1/asr"
+DEFAULT_REST_URL = REGIONS[DEFAULT_REGION].rest
+"""The REST URL when neither the caller nor the environment names one."""
 MAX_REST_BODY = 1024 * 1024
 """Bytes of one REST answer; a recognition result is a few kilobytes."""
 
@@ -50,7 +52,9 @@ MAX_REST_BODY = 1024 * 1024
 class RestRecognizer:
     """One-sentence recognition over HTTP: one POST per attempt.
 
-    The arguments are :class:`~asr_resilience.clients.Recognizer`'s; ``timeout`` is httpx's
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s (``url`` is the REST URL,
+    else ``region``'s, else ``$NLS_REST_URL``, else ``$NLS_REGION``'s, else cn-shanghai's);
+    ``timeout`` is httpx's
     per-operation timeout (seconds); the policy's deadline bounds each whole exchange, so a
     server that drips its answer cannot hold a call past it. Pass ``client`` to share an
     ``httpx.AsyncClient`` (its connections) across calls; it is not closed here. Without one,
@@ -61,7 +65,7 @@ class RestRecognizer:
 
     def __init__(
         self,
-        url: str = DEFAULT_REST_URL,
+        url: str | None = None,
         appkey: str = "",
         tokens: TokenManager | str | None = None,
         policy: PolicyLike = None,
@@ -70,8 +74,9 @@ class RestRecognizer:
         params: Mapping[str, Any] | None = None,
         timeout: float = 30.0,
         client: httpx.AsyncClient | None = None,
+        region: str | None = None,
     ) -> None:
-        self.url = url
+        self.url = resolve_url("rest", url, region)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})

@@ -31,7 +31,7 @@ async def transcribe_file(
 ) -> list[SentenceEvent]:
     """Transcribe a file (or WAV / raw bytes); returns its sentences' end events.
 
-    ``options`` are :class:`Transcriber`'s (``url``, ``appkey``, ``tokens``, ``policy``,
+    ``options`` are :class:`Transcriber`'s (``url``, ``region``, ``appkey``, ``tokens``, ``policy``,
     ``scope``, ``params``, timeouts, ``resume``, ``max_buffer_seconds``, ``replay_speed``); the
     format and sample rate come from the file (a WAV header), else ``format`` /
     ``sample_rate``, else pcm at 16000 Hz.

@@ -42,6 +42,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from .._endpoints import resolve_url
 from .._errors import LocalProtocolError, TransportError
 from .._secrets import scrub_exception
 from ..protocol import Completed, Failed, State
@@ -55,7 +56,6 @@ from ._audio import FRAME_BYTES, paced, split_frames
 from ._credentials import resolve_appkey, resolve_tokens
 from ._inbox import Inbox
 from ._leg import Leg, start_leg
-from ._recognizer import DEFAULT_GATEWAY
 from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
 from ._results import SentenceEvent, StreamEvent, StreamStats
 from ._resume import Resumption
@@ -113,7 +113,8 @@ def _text_size(event: StreamEvent | _End) -> int:
 class Transcriber:
     """Real-time transcription as one resumable stream; an async context manager.
 
-    The arguments are :class:`~asr_resilience.clients.Recognizer`'s, plus the audio's
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s (``url`` / ``region``
+    choose the gateway the same way), plus the audio's
     ``sample_rate`` and ``format`` for the start payload. ``params`` go into the start payload
     too (e.g. ``enable_intermediate_result`` for partial events, ``max_sentence_silence``).
 
@@ -141,7 +142,7 @@ class Transcriber:
 
     def __init__(
         self,
-        url: str = DEFAULT_GATEWAY,
+        url: str | None = None,
         appkey: str = "",
         tokens: TokenManager | str | None = None,
         policy: PolicyLike = None,
@@ -159,8 +160,9 @@ class Transcriber:
         max_queued_events: int = MAX_QUEUED_EVENTS,
         deadline: float | None = None,
         max_attempts: int | None = None,
+        region: str | None = None,
     ) -> None:
-        self.url = url
+        self.url = resolve_url("gateway", url, region)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.policy = resolve_policy(policy)

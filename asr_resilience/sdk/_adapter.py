@@ -14,9 +14,9 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
+from .._endpoints import resolve_url
 from .._errors import FixClientError
 from ..clients._credentials import check_token, resolve_appkey, resolve_tokens
-from ..clients._recognizer import DEFAULT_GATEWAY
 from ..clients._results import Recognition, SentenceEvent
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
@@ -48,7 +48,7 @@ class _SdkAdapter:
 
     def __init__(
         self,
-        url: str = DEFAULT_GATEWAY,
+        url: str | None = None,
         appkey: str = "",
         tokens: TokenManager | str | None = None,
         policy: PolicyLike = None,
@@ -57,10 +57,11 @@ class _SdkAdapter:
         start_kwargs: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
         quiet_sdk_logs: bool = True,
+        region: str | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self.url = url
+        self.url = resolve_url("gateway", url, region)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.policy = resolve_policy(policy)
@@ -207,7 +208,8 @@ class SdkRecognizer(_SdkAdapter):
     """``nls.NlsSpeechRecognizer`` (one-sentence recognition) under a policy; thread-safe.
 
     ``tokens``: a :class:`~asr_resilience.TokenManager` or a token string (None:
-    ``$NLS_TOKEN``); ``appkey`` defaults to ``$NLS_APPKEY``; ``policy``: a Policy, a file, a
+    ``$NLS_TOKEN``); ``appkey`` defaults to ``$NLS_APPKEY``; ``url`` / ``region`` choose the
+    gateway as :class:`~asr_resilience.clients.Recognizer`'s do; ``policy``: a Policy, a file, a
     shipped name, or None for ``$ASR_RESILIENCE_POLICY`` / ``default``; ``scope`` names the
     retry budget, breaker and limiter (default: the appkey). ``start_kwargs`` go to the SDK's
     ``start()`` (``enable_punctuation_prediction``, ``ex={...}`` for extra payload fields, ...).

@@ -3,10 +3,14 @@
 docs/protocol.md "CreateToken" and "Limits": tokens come from CreateToken with an ExpireTime; a
 new token does not invalidate the old one; the quota belongs to the account (trial 2, commercial
 200 connections) and a connection holds its slot from the start directive until it closes.
+docs/protocol.md "Credentials": an account may also sign with STS credentials (an ``STS.``
+AccessKey pair and a security token that expire together), which tests mint with
+:meth:`AccountStore.issue_sts`.
 """
 
 from __future__ import annotations
 
+import collections
 import secrets
 import threading
 import time
@@ -17,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 Kind = Literal["trial", "commercial"]
+_MAX_STS = 10_000
 DEFAULT_QUOTA: dict[str, int] = {"trial": 2, "commercial": 200}
 
 
@@ -56,6 +61,20 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class StsCredentials:
+    """Temporary credentials of an account: AccessKey pair, security token, expiry (unix s)."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+    account: str
+    expires_at: float
+
+    def __repr__(self) -> str:  # the secret and the token stay out of test output
+        return f"StsCredentials(access_key_id={self.access_key_id!r}, account={self.account!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedToken:
     value: str
     account: str
@@ -85,6 +104,7 @@ class AccountStore:
         self._tokens: dict[str, IssuedToken] = {}
         self._revoked: set[str] = set()
         self._slots: dict[str, int] = {}
+        self._sts: collections.OrderedDict[str, StsCredentials] = collections.OrderedDict()
         self.token_ttl = token_ttl
         self.clock = clock
         for account in accounts:
@@ -131,6 +151,31 @@ class AccountStore:
                 if appkey in account.appkeys or appkey in account.unrouted_appkeys:
                     return account
         return None
+
+    # -- STS credentials ----------------------------------------------------------------
+
+    def issue_sts(self, account: Account | None = None, ttl: float = 3600.0) -> StsCredentials:
+        """New STS credentials of ``account`` (default: the default account) that expire in
+        ``ttl`` seconds of the store's clock (negative: already expired); the newest 10,000
+        are kept."""
+        owner = account if account is not None else self.default
+        issued = StsCredentials(
+            access_key_id="STS." + secrets.token_hex(12),
+            access_key_secret=secrets.token_urlsafe(24),
+            security_token="CAIS" + secrets.token_urlsafe(48),
+            account=owner.name,
+            expires_at=self.clock() + ttl,
+        )
+        with self._lock:
+            self._sts[issued.access_key_id] = issued
+            while len(self._sts) > _MAX_STS:
+                self._sts.popitem(last=False)
+        return issued
+
+    def sts_credentials(self, access_key_id: str) -> StsCredentials | None:
+        """The STS credentials with this AccessKeyId, expired or not; None if never issued."""
+        with self._lock:
+            return self._sts.get(access_key_id)
 
     # -- tokens -------------------------------------------------------------------------
 

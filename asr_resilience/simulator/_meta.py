@@ -24,6 +24,12 @@ answered with the usual POP error body ``{"RequestId", "HostId", "Code", "Messag
 * the timestamp is not ``YYYY-MM-DDThh:mm:ssZ``: 400 ``InvalidTimeStamp.Format``; it is more
   than :data:`MAX_CLOCK_SKEW` (15 min) off: 400 ``InvalidTimeStamp.Expired``;
 * no account has the AccessKeyId: 404 ``InvalidAccessKeyId.NotFound``;
+* STS credentials (docs/protocol.md "Credentials"; the security token in ``SecurityToken`` for
+  RPC v1, ``x-acs-security-token`` for V3): none sent with an STS AccessKeyId, 400
+  ``MissingSecurityToken``; one that is not the AccessKeyId's, 400
+  ``InvalidSecurityToken.MismatchWithAccessKey``; an expired one, 403
+  ``InvalidSecurityToken.Expired`` (``Specified SecurityToken is expired.``), checked before the
+  signature;
 * the signature is wrong (a wrong secret, a parameter changed after signing), or
   ``x-acs-content-sha256`` does not match the body: 400 ``SignatureDoesNotMatch``;
 * the nonce was used in the last 15 min (a replay): 400 ``SignatureNonceUsed``;
@@ -40,7 +46,7 @@ The timestamp is checked against the wall clock (``time.time``), not the store's
 stamp requests with real time even when a test fakes the store's clock. ``ExpireTime`` of the
 issued token comes from the store (``store.clock() + store.token_ttl``). Only calls that pass
 authentication count toward throttling. Responses are always JSON (the real service answers XML
-when ``Format`` is absent). STS tokens and bearer tokens are not simulated.
+when ``Format`` is absent). Bearer tokens are not simulated.
 """
 
 from __future__ import annotations
@@ -242,8 +248,8 @@ class _Meta:
             _invalid(f'The SignatureVersion "{params["SignatureVersion"]}" is not supported.')
         self._check_action(params["Action"], params["Version"])
         self._check_timestamp(params["Timestamp"])
-        account = self._account(params["AccessKeyId"])
-        expected = rpc_signature(request.method, params, account.access_key_secret)
+        account, secret = self._signer(params["AccessKeyId"], params.get("SecurityToken"))
+        expected = rpc_signature(request.method, params, secret)
         if not signatures_equal(expected, params["Signature"]):
             _mismatch(rpc_string_to_sign(request.method, params))
         self._check_nonce(account, params["SignatureNonce"])
@@ -277,7 +283,7 @@ class _Meta:
                 "SignatureDoesNotMatch",
                 "The x-acs-content-sha256 header does not match the request body.",
             )
-        account = self._account(auth.access_key_id)
+        account, secret = self._signer(auth.access_key_id, headers.get("x-acs-security-token"))
         query = _parse_pairs(request.rel_url.raw_query_string, "query string")
         canonical = v3_canonical_request(
             request.method,
@@ -288,7 +294,7 @@ class _Meta:
             payload_hash,
         )
         string_to_sign = v3_string_to_sign(canonical)
-        expected = v3_signature(string_to_sign, account.access_key_secret)
+        expected = v3_signature(string_to_sign, secret)
         if not signatures_equal(expected, auth.signature.lower()):
             _mismatch(string_to_sign)
         self._check_nonce(account, headers["x-acs-signature-nonce"])
@@ -322,11 +328,30 @@ class _Meta:
                 400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."
             )
 
-    def _account(self, access_key_id: str) -> Account:
+    def _signer(self, access_key_id: str, security_token: str | None) -> tuple[Account, str]:
+        """The account behind ``access_key_id`` and the secret its requests are signed with."""
         account = self.store.by_access_key(access_key_id)
-        if account is None:
+        if account is not None:
+            return account, account.access_key_secret
+        sts = self.store.sts_credentials(access_key_id)
+        if sts is None:
             raise PopError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-        return account
+        # docs/protocol.md "Credentials": the security token must come with its STS pair.
+        if not security_token:
+            raise PopError(
+                400, "MissingSecurityToken", "SecurityToken is mandatory for this action."
+            )
+        if not signatures_equal(security_token, sts.security_token):
+            raise PopError(
+                400,
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "Specified SecurityToken mismatch with the AccessKey.",
+            )
+        if self.store.clock() >= sts.expires_at:
+            raise PopError(
+                403, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired."
+            )
+        return self.store.get(sts.account), sts.access_key_secret
 
     def _check_nonce(self, account: Account, nonce: str) -> None:
         # Called after the signature is verified: a forged request cannot burn a nonce.

@@ -1,4 +1,5 @@
-"""The simulator: the WebSocket gateway, the REST endpoint and the meta service, in one loop.
+"""The simulator: the WebSocket gateway, the REST endpoint, the meta service and a source of STS
+credentials, in one loop.
 
 :class:`Simulator` runs in the caller's asyncio loop; :class:`SimulatorThread` runs the same
 simulator in a background thread with its own loop, for synchronous code and for tests whose
@@ -14,12 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from websockets.asyncio.server import Server, serve
 
 from ..observe._stdlib import redacting_logger
-from ._accounts import Account, AccountStore
+from ._accounts import Account, AccountStore, StsCredentials
 from ._config import MAX_REST_BYTES, SimulatorConfig
 from ._context import SimulatorContext
 from ._gateway import PATH, Gateway
@@ -27,6 +29,7 @@ from ._rest import PATH as REST_PATH
 from ._rest import add_rest_routes
 from ._scenario import Fault, Scenario, as_scenario
 from ._stats import SimulatorStats
+from ._sts import STS_PATH, add_sts_routes
 
 ScenarioLike = Scenario | Iterable[Fault] | Mapping[str, Any] | None
 MetaRoutes = Callable[..., None]
@@ -129,6 +132,18 @@ class Simulator:
         lifetime = ttl if ttl is not None else self.config.token_ttl
         return self.store.issue_token(owner, lifetime).value
 
+    def issue_sts(self, account: str | None = None, ttl: float = 3600.0) -> StsCredentials:
+        """New STS credentials of ``account`` (default: the default account) that CreateToken
+        accepts for ``ttl`` seconds (negative: already expired)."""
+        owner = self.store.get(account) if account is not None else self.store.default
+        return self.store.issue_sts(owner, ttl)
+
+    def credentials_uri(self, ttl: float = 3600.0, account: str | None = None) -> str:
+        """A URL that hands out fresh STS credentials at every GET, in the form the vendor's
+        credentials library reads from ``ALIBABA_CLOUD_CREDENTIALS_URI``."""
+        query = urlencode({"ttl": f"{ttl:g}", **({"account": account} if account else {})})
+        return f"{self.meta_url.rstrip('/')}{STS_PATH}?{query}"
+
     def info(self) -> dict[str, str]:
         """What a client needs: URLs, appkey, AccessKey pair and a fresh token."""
         account = self.store.default
@@ -171,6 +186,7 @@ class Simulator:
         meta_routes = _meta_routes()
         if meta_routes is not None:
             meta_routes(app, self.store, throttle_interval=ctx.config.meta_throttle_interval)
+        add_sts_routes(app, self.store)
         # handler_cancellation: a REST client that leaves ends its request (and frees its slot),
         # as a WebSocket client that closes ends a stalled session.
         self._runner = web.AppRunner(
@@ -342,6 +358,12 @@ class SimulatorThread:
 
     def token(self, account: str | None = None, ttl: float | None = None) -> str:
         return self.simulator.token(account, ttl)
+
+    def issue_sts(self, account: str | None = None, ttl: float = 3600.0) -> StsCredentials:
+        return self.simulator.issue_sts(account, ttl)
+
+    def credentials_uri(self, ttl: float = 3600.0, account: str | None = None) -> str:
+        return self.simulator.credentials_uri(ttl, account)
 
     def info(self) -> dict[str, str]:
         return self.simulator.info()

@@ -1,19 +1,26 @@
-"""A token provider that calls the meta service's CreateToken with an AccessKey pair.
+"""A token provider that calls the meta service's CreateToken with Alibaba Cloud credentials.
 
 docs/protocol.md "CreateToken": tokens come from ``CreateToken`` of
 ``nls-meta.<region>.aliyuncs.com`` (``Version=2019-02-28``), and the answer's ``Token.ExpireTime``
-(unix seconds) says when the token dies. :class:`AliyunTokenProvider` uses the vendor's own client
-(``alibabacloud-nls-cloud-meta20190228``, V3 ``ACS3-HMAC-SHA256`` signatures), which is an optional
-extra: ``pip install 'asr-resilience[aliyun]'``. The vendor package is imported when a provider is
-created, never when this module is.
+(unix seconds) says when the token dies. :class:`AliyunTokenProvider` uses the vendor's own
+clients, an optional extra (``pip install 'asr-resilience[aliyun]'``) imported when a provider is
+created, never when this module is:
+
+* ``alibabacloud-nls-cloud-meta20190228`` calls CreateToken (V3 ``ACS3-HMAC-SHA256``
+  signatures; an STS ``SecurityToken`` travels in ``x-acs-security-token``);
+* ``alibabacloud-credentials`` finds the credentials: an explicit AccessKey pair, the pair in
+  the environment, or else the vendor's default chain (environment, the CLI's config, the
+  profile file, OIDC, the ECS RAM role, a credentials URI). The chain is asked for the
+  credentials at every CreateToken: it caches them and renews rotating (STS) ones before they
+  expire (docs/protocol.md "Credentials").
 
 Neither the vendor's client nor this provider retries: a failure is raised once as
-:class:`TokenProviderError` (the vendor's ``Code`` such as ``SignatureDoesNotMatch`` or
-``Throttling.User``, the service's message, the HTTP status), and the
-:class:`~asr_resilience.tokens.TokenManager` around the provider decides about retrying (it
-reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
-AccessKey secret never appears in an error's text: it is scrubbed from the service's message and
-registered with the log redaction.
+:class:`TokenProviderError` (the vendor's ``Code`` such as ``SignatureDoesNotMatch``,
+``InvalidSecurityToken.Expired`` or ``Throttling.User``, the service's message, the HTTP status),
+and the :class:`~asr_resilience.tokens.TokenManager` around the provider decides about retrying
+(it reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
+AccessKey secret and the STS security token never appear in an error's text: they are scrubbed
+from the service's message and registered with the log redaction as soon as they are known.
 """
 
 from __future__ import annotations
@@ -24,29 +31,74 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._endpoints import resolve_url, signing_region
 from .._errors import AsrResilienceError
 from .._secrets import REDACTED, raise_scrubbed, redact_text, register_secret
+from ..observe._stdlib import redacting_logger
 from ._token import Token
 
 __all__ = [
     "ACCESS_KEY_ID_ENV",
     "ACCESS_KEY_SECRET_ENV",
+    "SECURITY_TOKEN_ENV",
     "AliyunTokenProvider",
     "TokenProviderError",
 ]
 
 ACCESS_KEY_ID_ENV = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+SECURITY_TOKEN_ENV = "ALIBABA_CLOUD_SECURITY_TOKEN"
 
 _VENDOR_CLIENT = "alibabacloud_nls_cloud_meta20190228.client"
 _VENDOR_MODELS = "alibabacloud_tea_openapi.models"
+_CREDENTIALS_CLIENT = "alibabacloud_credentials.client"
+_CREDENTIALS_MODELS = "alibabacloud_credentials.models"
 _INSTALL_HINT = (
-    "AliyunTokenProvider needs the vendor's CreateToken client "
-    "(alibabacloud-nls-cloud-meta20190228): pip install 'asr-resilience[aliyun]'"
+    "AliyunTokenProvider needs the vendor's CreateToken and credentials clients "
+    "(alibabacloud-nls-cloud-meta20190228, alibabacloud-credentials): "
+    "pip install 'asr-resilience[aliyun]'"
+)
+_NO_CREDENTIALS_HINT = (
+    f"pass access_key_id= and access_key_secret=, set {ACCESS_KEY_ID_ENV} and "
+    f"{ACCESS_KEY_SECRET_ENV} (and {SECURITY_TOKEN_ENV} for STS), or configure the vendor's "
+    "credentials chain (~/.alibabacloud/credentials.ini, the aliyun CLI, an ECS RAM role, "
+    "OIDC, ALIBABA_CLOUD_CREDENTIALS_URI)"
 )
 # What the vendor's client says when the body is not JSON (it then quotes the whole body).
 _NOT_JSON = "Failed to parse the value as json"
 _MAX_MESSAGE = 300
+
+
+def _pair(
+    access_key_id: str | None, access_key_secret: str | None, security_token: str | None
+) -> tuple[str, str, str | None] | None:
+    """(id, secret, STS token) from the arguments, else the environment; None when neither
+    names any part of a pair (the credentials chain decides); ValueError for half a pair."""
+    key_id = access_key_id if access_key_id is not None else os.environ.get(ACCESS_KEY_ID_ENV)
+    secret = (
+        access_key_secret
+        if access_key_secret is not None
+        else os.environ.get(ACCESS_KEY_SECRET_ENV)
+    )
+    if access_key_id is None and access_key_secret is None and not key_id and not secret:
+        if security_token:
+            raise ValueError("security_token= needs its STS AccessKey pair (access_key_id=, ...)")
+        return None
+    missing = [
+        name
+        for name, value in ((ACCESS_KEY_ID_ENV, key_id), (ACCESS_KEY_SECRET_ENV, secret))
+        if not value
+    ]
+    if not key_id or not secret:
+        raise ValueError(
+            f"AliyunTokenProvider got half an AccessKey pair: {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set: pass access_key_id= and "
+            f"access_key_secret=, or set {ACCESS_KEY_ID_ENV} and {ACCESS_KEY_SECRET_ENV}"
+        )
+    # The environment's STS token goes with the environment's pair only.
+    from_env = access_key_id is None and access_key_secret is None
+    token = security_token if not from_env else os.environ.get(SECURITY_TOKEN_ENV)
+    return key_id, secret, token or None
 
 
 def _looks_like_html(text: str) -> bool:
@@ -82,6 +134,7 @@ class TokenProviderError(AsrResilienceError):
         http_status: int | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ) -> None:
         message = redact_text(message)
         super().__init__(code, message)
@@ -90,10 +143,13 @@ class TokenProviderError(AsrResilienceError):
         self.http_status = http_status
         self.request_id = request_id
         self.retry_after = retry_after
+        self._retryable = retryable
 
     @property
     def retryable(self) -> bool:
         """Whether calling again later may succeed (throttling, server errors, no answer)."""
+        if self._retryable is not None:
+            return self._retryable
         if self.code is None:
             return True
         if self.code.startswith("Throttling") or self.code in _RETRYABLE_CODES:
@@ -106,20 +162,26 @@ class TokenProviderError(AsrResilienceError):
         return f"{head}{status}: {self.message}" if self.message else f"{head}{status}"
 
 
-def _load_vendor() -> tuple[Any, Any]:
-    """The vendor's ``Client`` and ``Config`` classes; ImportError with the install hint."""
+def _load_vendor() -> tuple[Any, Any, Any, Any]:
+    """The vendor's meta ``Client`` and ``Config`` classes, then its credentials ``Client`` and
+    ``Config`` classes; ImportError with the install hint."""
     try:
         client_module = importlib.import_module(_VENDOR_CLIENT)
         models_module = importlib.import_module(_VENDOR_MODELS)
+        credentials_module = importlib.import_module(_CREDENTIALS_CLIENT)
+        credentials_models = importlib.import_module(_CREDENTIALS_MODELS)
     except ImportError as exc:
         raise ImportError(_INSTALL_HINT) from exc
-    return client_module.Client, models_module.Config
+    return (
+        client_module.Client,
+        models_module.Config,
+        credentials_module.Client,
+        credentials_models.Config,
+    )
 
 
-def _parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
-    """(host[:port], "http" | "https") from ``endpoint`` or the region's default host."""
-    if endpoint is None:
-        return f"nls-meta.{region}.aliyuncs.com", "https"
+def _parse_endpoint(endpoint: str) -> tuple[str, str]:
+    """(host[:port], "http" | "https") from ``endpoint``, a URL or ``host[:port]``."""
     text = endpoint.strip()
     if "://" in text:
         parts = urlsplit(text)
@@ -138,27 +200,45 @@ def _parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
 
 
 class AliyunTokenProvider:
-    """Fresh NLS tokens from CreateToken, through the vendor's official client.
+    """Fresh NLS tokens from CreateToken, through the vendor's official clients.
 
-    ``access_key_id`` / ``access_key_secret`` default to the environment variables
-    ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (the vendor's own
-    names). ``endpoint`` is ``host[:port]`` (HTTPS) or a URL such as ``http://127.0.0.1:8080/``
-    (e.g. the simulator's meta URL); the default is ``nls-meta.<region>.aliyuncs.com`` over HTTPS.
-    ``security_token`` is an STS security token for an STS AccessKey pair. The secret and the
-    security token are registered with the redaction: no error or log event repeats them.
+    Credentials, the first that applies (README "Credentials"):
+
+    * ``access_key_id`` / ``access_key_secret`` (and ``security_token`` for an STS pair);
+    * the environment's ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (and
+      ``ALIBABA_CLOUD_SECURITY_TOKEN``), read when the provider is built (an argument fills in
+      for a missing variable); half a pair is a ``ValueError``;
+    * ``credentials``: any object with the vendor credentials client's ``get_credential()`` /
+      ``get_credential_async()`` (e.g. ``alibabacloud_credentials.client.Client(config)`` for a
+      RAM role ARN);
+    * else the vendor's default chain, ``alibabacloud_credentials.client.Client()``.
+
+    The credentials are asked for at each CreateToken, so rotating ones (STS from a RAM role,
+    OIDC or a credentials URI) are renewed by the vendor's client, not frozen here; no
+    credentials anywhere is a non-retryable :class:`TokenProviderError` at the first fetch.
+
+    Where CreateToken is called: ``endpoint`` (``host[:port]`` over HTTPS, or a URL such as the
+    simulator's ``http://127.0.0.1:8080/``), else ``region``'s meta host (``cn-beijing``,
+    ``ap-southeast-1``, ...), else ``$NLS_META_URL``, else ``$NLS_REGION``'s, else
+    cn-shanghai's (README "Regions and endpoints"); an unknown region is a ``ValueError``
+    listing the known ones. The request is signed for ``region`` (else ``$NLS_REGION``, else
+    cn-shanghai).
 
     Awaiting the provider (``await provider()``) calls ``create_token_async``; :meth:`sync`
     calls the blocking ``create_token``. Both return a :class:`Token` with ``Token.Id`` as the
-    value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`.
+    value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`. The
+    secret and the security token are registered with the redaction: no error or log event
+    repeats them.
     """
 
     __slots__ = (
         "_access_key_id",
-        "_client",
+        "_client_class",
+        "_config_class",
+        "_credentials",
         "_host",
         "_protocol",
         "_region",
-        "_secret",
         "_secrets",
     )
 
@@ -167,64 +247,70 @@ class AliyunTokenProvider:
         access_key_id: str | None = None,
         access_key_secret: str | None = None,
         *,
-        region: str = "cn-shanghai",
+        region: str | None = None,
         endpoint: str | None = None,
         security_token: str | None = None,
+        credentials: Any = None,
     ) -> None:
-        key_id = access_key_id if access_key_id is not None else os.environ.get(ACCESS_KEY_ID_ENV)
-        secret = (
-            access_key_secret
-            if access_key_secret is not None
-            else os.environ.get(ACCESS_KEY_SECRET_ENV)
-        )
-        missing = [
-            name
-            for name, value in ((ACCESS_KEY_ID_ENV, key_id), (ACCESS_KEY_SECRET_ENV, secret))
-            if not value
-        ]
-        if not key_id or not secret:
-            raise ValueError(
-                f"AliyunTokenProvider needs an AccessKey pair, and {' and '.join(missing)} "
-                f"{'is' if len(missing) == 1 else 'are'} not set: pass access_key_id= and "
-                f"access_key_secret=, or set {ACCESS_KEY_ID_ENV} and {ACCESS_KEY_SECRET_ENV}"
-            )
-        if not region:
+        if region is not None and not region.strip():
             raise ValueError("region must not be empty")
-        host, protocol = _parse_endpoint(endpoint, region)
-        client_class, config_class = _load_vendor()
-        register_secret(secret)  # scrubbed from every log event and error from now on
-        if security_token:
-            register_secret(security_token)
-        self._access_key_id = key_id
-        self._secret = secret
-        self._secrets = tuple(v for v in (secret, security_token) if v)
-        self._region = region
+        host, protocol = _parse_endpoint(resolve_url("meta", endpoint, region))
+        signed_for = signing_region(region)
+        pair = _pair(access_key_id, access_key_secret, security_token)
+        if pair is not None and credentials is not None:
+            raise ValueError("pass either an AccessKey pair or credentials=, not both")
+        client_class, config_class, credentials_class, credentials_config = _load_vendor()
+        # The vendor's credentials library logs on its own logger ("credentials"), failures
+        # with their causes included: nothing it logs may repeat a secret.
+        redacting_logger("credentials")
+        self._secrets: tuple[str, ...] = ()
+        if pair is not None:
+            key_id, secret, sts = pair
+            self._remember(secret, sts)
+            self._access_key_id: str | None = key_id
+            credentials = credentials_class(
+                credentials_config(
+                    type="sts" if sts else "access_key",
+                    access_key_id=key_id,
+                    access_key_secret=secret,
+                    security_token=sts,
+                )
+            )
+        else:
+            self._access_key_id = None
+            if credentials is None:
+                credentials = credentials_class()  # the vendor's default chain
+            elif not callable(getattr(credentials, "get_credential_async", None)):
+                raise TypeError(
+                    "credentials must be a credentials client with get_credential() and "
+                    "get_credential_async(), e.g. alibabacloud_credentials.client.Client(...)"
+                )
+        self._credentials: Any = credentials
+        self._client_class: Any = client_class
+        self._config_class: Any = config_class
+        self._region = signed_for
         self._host = host
         self._protocol = protocol
-        self._client: Any = client_class(
-            config_class(
-                access_key_id=key_id,
-                access_key_secret=secret,
-                security_token=security_token or None,
-                endpoint=host,
-                protocol=protocol,
-                region_id=region,
-            )
-        )
 
     @property
-    def access_key_id(self) -> str:
+    def access_key_id(self) -> str | None:
+        """The AccessKey id given or read from the environment; None for a credentials chain
+        (its id may change as it rotates)."""
         return self._access_key_id
 
     @property
-    def identity(self) -> str:
+    def identity(self) -> str | None:
         """Who the tokens belong to, without the secret: a hash of the AccessKey id, the region
-        and the endpoint. ``RedisTokenCache`` keys the fleet's shared token by it."""
+        and the endpoint. ``RedisTokenCache`` keys the fleet's shared token by it. None for a
+        credentials chain, whose identity is known only when asked (give the cache a name=)."""
+        if self._access_key_id is None:
+            return None
         text = f"{self._access_key_id}\n{self._region}\n{self.url}"
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
     @property
     def region(self) -> str:
+        """The ``RegionId`` CreateToken is signed for."""
         return self._region
 
     @property
@@ -242,15 +328,22 @@ class AliyunTokenProvider:
         return f"{self._protocol}://{self._host}/"
 
     def __repr__(self) -> str:
-        return (
-            f"AliyunTokenProvider(access_key_id={self._access_key_id!r}, "
-            f"region={self._region!r}, url={self.url!r})"
+        who = (
+            f"access_key_id={self._access_key_id!r}"
+            if self._access_key_id is not None
+            else "credentials=chain"
         )
+        return f"AliyunTokenProvider({who}, region={self._region!r}, url={self.url!r})"
 
     async def __call__(self) -> Token:
         """A fresh token from ``create_token_async``."""
         try:
-            response = await self._client.create_token_async()
+            found = await self._credentials.get_credential_async()
+        except Exception as exc:
+            raise_scrubbed(self._no_credentials(exc), None)
+        client = self._client(found)
+        try:
+            response = await client.create_token_async()
         except Exception as exc:
             raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
@@ -258,10 +351,54 @@ class AliyunTokenProvider:
     def sync(self) -> Token:
         """A fresh token from the blocking ``create_token``."""
         try:
-            response = self._client.create_token()
+            found = self._credentials.get_credential()
+        except Exception as exc:
+            raise_scrubbed(self._no_credentials(exc), None)
+        client = self._client(found)
+        try:
+            response = client.create_token()
         except Exception as exc:
             raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    def _remember(self, secret: str, security_token: str | None) -> None:
+        """Scrub the secret and the security token from every log event and error from now on."""
+        register_secret(secret)
+        if security_token:
+            register_secret(security_token)
+        self._secrets = tuple(v for v in (secret, security_token) if v)
+
+    def _client(self, found: Any) -> Any:
+        """The vendor's meta client signing with the credentials the chain just gave."""
+        key_id = getattr(found, "access_key_id", None)
+        secret = getattr(found, "access_key_secret", None)
+        sts = getattr(found, "security_token", None) or None
+        if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
+            raise TokenProviderError(
+                None,
+                f"the credentials hold no AccessKey pair: {_NO_CREDENTIALS_HINT}",
+                retryable=False,
+            )
+        self._remember(secret, sts if isinstance(sts, str) else None)
+        return self._client_class(
+            self._config_class(
+                access_key_id=key_id,
+                access_key_secret=secret,
+                security_token=sts,
+                endpoint=self._host,
+                protocol=self._protocol,
+                region_id=self._region,
+            )
+        )
+
+    def _no_credentials(self, exc: Exception) -> TokenProviderError:
+        """The chain found nothing (or its source failed): say where it looked, scrubbed."""
+        text = self._scrub(_short(f"{type(exc).__name__}: {exc}"))
+        return TokenProviderError(
+            None, f"no Alibaba Cloud credentials ({text}): {_NO_CREDENTIALS_HINT}", retryable=False
+        )
 
     # -- mapping the vendor's answers ----------------------------------------------------------
 
