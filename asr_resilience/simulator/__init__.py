@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._extras import requires_extra
 
 if TYPE_CHECKING:
-    from ._accounts import Account, AccountStore, TokenProblem
+    from ._accounts import Account, AccountStore, StsCredentials, TokenProblem
     from ._config import SimulatorConfig
     from ._scenario import Fault, Scenario
     from ._server import Simulator, SimulatorThread
@@ -35,6 +35,7 @@ _HOMES = {
     "SimulatorConfig": "config",
     "SimulatorStats": "stats",
     "SimulatorThread": "server",
+    "StsCredentials": "accounts",
     "TokenProblem": "accounts",
 }
 
@@ -47,6 +48,7 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorStats",
     "SimulatorThread",
+    "StsCredentials",
     "TokenProblem",
 ]
 

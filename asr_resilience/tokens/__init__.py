@@ -1,6 +1,6 @@
 """The token manager: one shared NLS token, refreshed single-flight across tasks and threads."""
 
-from ._aliyun import AliyunTokenProvider, TokenProviderError
+from ._aliyun import AliyunTokenProvider, CredentialsError, TokenProviderError
 from ._manager import (
     DEFAULT_FAILURE_COOLDOWN,
     DEFAULT_PROVIDER_BACKOFF,
@@ -18,6 +18,7 @@ __all__ = [
     "PROACTIVE_RETRY_PAUSE",
     "AliyunTokenProvider",
     "Claim",
+    "CredentialsError",
     "LocalTokenStore",
     "Provider",
     "StaticToken",

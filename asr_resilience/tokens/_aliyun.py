@@ -42,6 +42,7 @@ __all__ = [
     "ACCESS_KEY_SECRET_ENV",
     "SECURITY_TOKEN_ENV",
     "AliyunTokenProvider",
+    "CredentialsError",
     "TokenProviderError",
 ]
 
@@ -160,6 +161,18 @@ class TokenProviderError(AsrResilienceError):
         head = self.code if self.code is not None else "no answer from the meta service"
         status = f" (HTTP {self.http_status})" if self.http_status is not None else ""
         return f"{head}{status}: {self.message}" if self.message else f"{head}{status}"
+
+
+class CredentialsError(TokenProviderError):
+    """No credentials to sign CreateToken with: none given, none in the environment, and the
+    vendor's credentials chain found none (or its source failed). Not retryable; ``code`` is
+    None; ``str()`` says where credentials may come from and never holds a secret."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message, retryable=False)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _load_vendor() -> tuple[Any, Any, Any, Any]:
@@ -376,10 +389,8 @@ class AliyunTokenProvider:
         secret = getattr(found, "access_key_secret", None)
         sts = getattr(found, "security_token", None) or None
         if not isinstance(key_id, str) or not key_id or not isinstance(secret, str) or not secret:
-            raise TokenProviderError(
-                None,
-                f"the credentials hold no AccessKey pair: {_NO_CREDENTIALS_HINT}",
-                retryable=False,
+            raise CredentialsError(
+                f"the credentials hold no AccessKey pair: {_NO_CREDENTIALS_HINT}"
             )
         self._remember(secret, sts if isinstance(sts, str) else None)
         return self._client_class(
@@ -393,12 +404,10 @@ class AliyunTokenProvider:
             )
         )
 
-    def _no_credentials(self, exc: Exception) -> TokenProviderError:
-        """The chain found nothing (or its source failed): say where it looked, scrubbed."""
+    def _no_credentials(self, exc: Exception) -> CredentialsError:
+        """The chain found nothing (or its source failed): say what it said, scrubbed."""
         text = self._scrub(_short(f"{type(exc).__name__}: {exc}"))
-        return TokenProviderError(
-            None, f"no Alibaba Cloud credentials ({text}): {_NO_CREDENTIALS_HINT}", retryable=False
-        )
+        return CredentialsError(f"no Alibaba Cloud credentials ({text}): {_NO_CREDENTIALS_HINT}")
 
     # -- mapping the vendor's answers ----------------------------------------------------------
 
