@@ -182,19 +182,30 @@ def sts_issued(sim: SimulatorThread) -> int:
     return sum(1 for key in sim.store._sts if key.startswith("STS."))
 
 
-async def test_rotating_credentials_are_asked_for_at_each_fetch(sim: SimulatorThread) -> None:
+async def test_rotating_credentials_are_asked_for_at_each_fetch(
+    sim: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
     """Credentials within 15 min of expiry are renewed by the vendor's client before the next
-    CreateToken: two fetches, two STS pairs, two valid tokens; the first pair is not reused."""
+    CreateToken: two fetches, two STS pairs, two valid tokens; the vendor's log of the renewals
+    repeats no secret."""
+    caplog.set_level(logging.DEBUG, logger="credentials")
+    before_keys = set(sim.store._sts)
     provider = AliyunTokenProvider(
         credentials=credentials_uri_client(sim.credentials_uri(ttl=600)), endpoint=sim.meta_url
     )
-    assert provider.access_key_id is None and provider.identity is None
+    assert provider.access_key_id is None
+    assert provider.identity is None
     before = sts_issued(sim)
     first = await provider()
     second = provider.sync()
     assert sts_issued(sim) - before == 2
     assert first.value != second.value
     assert {owner(sim, first.value), owner(sim, second.value)} == {"default"}
+    assert "stale time is in the past" in caplog.text  # the vendor's client logged the renewal
+    for key in set(sim.store._sts) - before_keys:
+        sts = sim.store._sts[key]
+        assert sts.access_key_secret not in caplog.text
+        assert sts.security_token not in caplog.text
 
 
 async def test_long_lived_credentials_are_cached_by_the_vendor_client(
@@ -218,17 +229,14 @@ def test_credentials_object_must_be_a_credentials_client() -> None:
         AliyunTokenProvider("LTAI-x", "secret-x-long", credentials=credentials_uri_client("x"))
 
 
-async def test_a_failing_credentials_source_is_a_clear_error(
-    sim: SimulatorThread, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_failing_credentials_source_is_a_clear_error(sim: SimulatorThread) -> None:
     """A source that fails: a non-retryable TokenProviderError saying where to put credentials."""
     provider = AliyunTokenProvider(
         credentials=credentials_uri_client(sim.credentials_uri(ttl=float("nan"))),
         endpoint=sim.meta_url,
     )
-    with caplog.at_level(logging.WARNING, logger="credentials"):
-        with pytest.raises(TokenProviderError) as caught:
-            await provider()
+    with pytest.raises(TokenProviderError) as caught:
+        await provider()
     assert caught.value.code is None
     assert not caught.value.retryable
     assert isinstance(caught.value, CredentialsError)
@@ -307,7 +315,8 @@ def test_chain_reads_environment_sts(sim: SimulatorThread, tmp_path: Path) -> No
     assert out["error"]["code"] == "InvalidSecurityToken.Expired"
     assert not out["error"]["retryable"]
     for secret in (old.access_key_secret, old.security_token):
-        assert secret not in out["error"]["text"] and secret not in err
+        assert secret not in out["error"]["text"]
+        assert secret not in err
 
 
 def write_profiles(home: Path, sections: dict[str, dict[str, str]]) -> Path:
@@ -369,7 +378,8 @@ def test_chain_renews_rotating_credentials(sim: SimulatorThread, tmp_path: Path)
     assert len(set(out["tokens"])) == 3
     assert {owner(sim, token) for token in out["tokens"]} == {"default"}
     for sts in issued:
-        assert sts.access_key_secret not in err and sts.security_token not in err
+        assert sts.access_key_secret not in err
+        assert sts.security_token not in err
 
 
 def test_chain_without_credentials_says_where_to_put_them(tmp_path: Path) -> None:
@@ -387,4 +397,5 @@ def test_sts_credentials_expire_on_the_store_clock(sim: SimulatorThread) -> None
     """issue_sts(ttl) sets the expiry on the store's clock; repr keeps the secrets out."""
     sts = sim.issue_sts(ttl=120)
     assert sts.expires_at == pytest.approx(time.time() + 120, abs=5)
-    assert sts.access_key_secret not in repr(sts) and sts.security_token not in repr(sts)
+    assert sts.access_key_secret not in repr(sts)
+    assert sts.security_token not in repr(sts)
