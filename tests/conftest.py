@@ -1,14 +1,28 @@
 """Shared fixtures: every test starts with fresh scopes (budgets, breakers, limiters) and no
-held-back repeated warnings."""
+held-back repeated warnings.
+
+The vendor's credentials library reads its environment variables once, when first imported: it
+is imported here, before any test changes the environment, so that a variable one test sets
+cannot linger in the library for the next. Its chain never asks an ECS instance's metadata
+service from the tests (it cannot be reached from here, and asking it starts a refresh thread).
+Tests of the chain itself run it in a fresh interpreter (tests/test_credentials.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from asr_resilience.limits import reset_scopes
 from asr_resilience.observe._events import repeats
+
+os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+with contextlib.suppress(ImportError):
+    importlib.import_module("alibabacloud_credentials.client")
 
 
 @pytest.fixture(autouse=True)

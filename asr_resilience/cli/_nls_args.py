@@ -1,10 +1,13 @@
 """What the commands that call NLS share: their arguments, credentials, audio and error lines.
 
-The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair in
-``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-(docs/protocol.md "CreateToken"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. A mistake of
-the caller exits 2 with one line; a typed resilience error is left to ``cli.main`` (message, hint,
-exit 1).
+The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with Alibaba Cloud
+credentials: the AccessKey pair in ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` /
+``$ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (plus ``$ALIBABA_CLOUD_SECURITY_TOKEN``), else the vendor's
+credentials chain (docs/protocol.md "CreateToken", "Credentials"); the appkey from ``--appkey``,
+else ``$NLS_APPKEY``. The gateway is ``--gateway``, else ``--region``'s, else ``$NLS_GATEWAY_URL``,
+else ``$NLS_REGION``'s, else cn-shanghai's; CreateToken's host likewise with ``--meta`` and
+``$NLS_META_URL`` (docs/protocol.md "Regions and endpoints"). A mistake of the caller exits 2
+with one line; a typed resilience error is left to ``cli.main`` (message, hint, exit 1).
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from .._endpoints import REGIONS, UnknownRegionError, resolve_url
 from .._errors import AsrResilienceError
 from .._extras import MissingExtraError
 from ..clients import (
-    DEFAULT_GATEWAY,
     ONE_SENTENCE_MAX_BYTES,
     ONE_SENTENCE_MAX_SECONDS,
     AudioData,
@@ -39,18 +42,29 @@ class UsageError(Exception):
 
 
 def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
-    """FILE, --gateway, --meta, --appkey, --token, --policy, --json and -v/--verbose."""
+    """FILE, --region, --gateway, --meta, --appkey, --token, --policy, --json, -v/--verbose."""
     parser.add_argument(
         "file",
         metavar="FILE",
         help="16-bit mono WAV at 8 or 16 kHz, or pcm/opus/mp3/... named by its extension",
     )
-    parser.add_argument("--gateway", default=DEFAULT_GATEWAY, metavar="URL", help="WebSocket URL")
+    parser.add_argument(
+        "--region",
+        default=None,
+        metavar="REGION",
+        help=f"the service's region: {', '.join(REGIONS)} (default: $NLS_REGION or cn-shanghai)",
+    )
+    parser.add_argument(
+        "--gateway",
+        default=None,
+        metavar="URL",
+        help="WebSocket URL (default: the region's gateway, or $NLS_GATEWAY_URL)",
+    )
     parser.add_argument(
         "--meta",
         default=None,
         metavar="URL",
-        help="CreateToken endpoint for the AccessKey pair (default: the vendor's nls-meta)",
+        help="CreateToken endpoint (default: the region's nls-meta, or $NLS_META_URL)",
     )
     parser.add_argument("--appkey", default=None, help=f"the project's appkey (${APPKEY_ENV})")
     parser.add_argument("--token", default=None, help=f"an NLS token (${TOKEN_ENV})")
@@ -111,8 +125,22 @@ def checked_url(value: str, option: str, schemes: tuple[str, ...]) -> str:
 
 
 def gateway(args: argparse.Namespace) -> str:
-    """``--gateway``, checked: a ws:// or wss:// URL."""
-    return checked_url(args.gateway, "--gateway", ("ws", "wss"))
+    """The gateway by ``--gateway`` / ``--region`` / the environment, checked: a ws:// or wss://
+    URL (one from the environment is named by its variable)."""
+    url = resolve_url("gateway", args.gateway, region(args))
+    where = "--gateway" if args.gateway else "$NLS_GATEWAY_URL"
+    return checked_url(url, where, ("ws", "wss"))
+
+
+def region(args: argparse.Namespace) -> str | None:
+    """``--region`` if given and known; an unknown region (there or in ``$NLS_REGION``) is a
+    usage mistake listing the known ones."""
+    try:
+        resolve_url("gateway", None, args.region)
+    except UnknownRegionError as exc:
+        text = str(exc).replace("region ", "--region ", 1) if args.region else str(exc)
+        raise UsageError(text) from None
+    return args.region  # type: ignore[no-any-return]
 
 
 def appkey(args: argparse.Namespace) -> str:
@@ -124,26 +152,36 @@ def appkey(args: argparse.Namespace) -> str:
 
 
 def tokens(args: argparse.Namespace) -> TokenManager:
-    """A static token, or tokens from CreateToken with the AccessKey pair of the environment."""
+    """A static token, or tokens from CreateToken with Alibaba Cloud credentials (the pair in the
+    environment, else the vendor's credentials chain)."""
     token = args.token or os.environ.get(TOKEN_ENV, "")
     if token:
         return TokenManager(StaticToken(token))
     # Imported here: the provider needs an optional extra that only this path uses.
-    from ..tokens._aliyun import ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, AliyunTokenProvider
+    from ..tokens._aliyun import (
+        ACCESS_KEY_ID_ENV,
+        ACCESS_KEY_SECRET_ENV,
+        AliyunTokenProvider,
+        CredentialsError,
+    )
 
     if args.meta is not None and "://" in args.meta:
         checked_url(args.meta, "--meta", ("http", "https"))
-    key_id = os.environ.get(ACCESS_KEY_ID_ENV, "")
-    secret = os.environ.get(ACCESS_KEY_SECRET_ENV, "")
-    if not (key_id and secret):
+    try:
+        provider = AliyunTokenProvider(endpoint=args.meta, region=region(args))
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        where = "--meta: " if args.meta is not None and "endpoint" in str(exc) else ""
+        raise UsageError(f"{where}{exc}") from None
+    try:
+        provider.find_credentials()  # before any audio is sent: a missing one is a usage mistake
+    except CredentialsError:
         raise UsageError(
             f"no credentials: pass --token, set {TOKEN_ENV}, or set {ACCESS_KEY_ID_ENV} and "
-            f"{ACCESS_KEY_SECRET_ENV} to create tokens"
-        )
-    try:
-        provider = AliyunTokenProvider(key_id, secret, endpoint=args.meta)
-    except (ImportError, ValueError) as exc:
-        raise UsageError(f"--meta: {exc}" if isinstance(exc, ValueError) else str(exc)) from None
+            f"{ACCESS_KEY_SECRET_ENV} (or configure another source of the vendor's credentials "
+            "chain, e.g. ~/.alibabacloud/credentials.ini) to create tokens"
+        ) from None
     return TokenManager(provider)
 
 

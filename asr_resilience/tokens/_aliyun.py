@@ -374,6 +374,17 @@ class AliyunTokenProvider:
             raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
 
+    def find_credentials(self) -> str:
+        """Ask for the credentials now, without calling CreateToken; returns where they come
+        from (the vendor's provider name, e.g. ``default/profile/static_ak``) or raises
+        :class:`CredentialsError`. For a check at start-up: tokens ask again when fetched."""
+        try:
+            found = self._credentials.get_credential()
+        except Exception as exc:
+            raise_scrubbed(self._no_credentials(exc), None)
+        self._client(found)  # checks the pair and registers its secrets
+        return str(getattr(found, "provider_name", None) or getattr(found, "type", None) or "")
+
     # -- credentials -----------------------------------------------------------------------------
 
     def _remember(self, secret: str, security_token: str | None) -> None:
