@@ -207,6 +207,42 @@ async def test_create_token_wrong_secret_and_sts_token(sim: Simulator) -> None:
     assert_no_trace(caught.value, secret, sts)
 
 
+async def test_expired_sts_credentials_leave_no_trace(sim: Simulator) -> None:
+    """Real STS credentials the meta service refuses as expired: neither their secret nor their
+    security token appears in the provider's error, a call's TokenRefreshError or their chains."""
+    expired = sim.issue_sts(ttl=-1)
+    provider = AliyunTokenProvider(
+        expired.access_key_id,
+        expired.access_key_secret,
+        security_token=expired.security_token,
+        endpoint=sim.meta_url,
+    )
+    with pytest.raises(TokenProviderError) as direct:
+        await provider()
+    assert direct.value.code == "InvalidSecurityToken.Expired"
+    assert_no_trace(direct.value, expired.access_key_secret, expired.security_token)
+    rec = Recognizer(sim.gateway_url, sim.appkey, TokenManager(provider))
+    with no_wait(), pytest.raises(ar.TokenRefreshError) as caught:
+        await rec.recognize(SPEECH)
+    assert_no_trace(caught.value, expired.access_key_secret, expired.security_token)
+
+
+def test_sts_credentials_in_texts_are_redacted() -> None:
+    """An STS token in a query (SecurityToken=), a V3 header (x-acs-security-token:) or a JSON
+    answer ("SecurityToken": "...") is scrubbed from any text, registered or not."""
+    token = f"CAIS{uuid.uuid4().hex}"
+    secret = f"sts-secret-{uuid.uuid4().hex}"
+    texts = [
+        f"GET /?AccessKeyId=STS.x&SecurityToken={token}&Signature=y",
+        f"x-acs-security-token: {token}",
+        f'{{"AccessKeySecret": "{secret}", "SecurityToken": "{token}"}}',
+    ]
+    for text in texts:
+        clean = ar.observe.redact_text(text)
+        assert token not in clean
+        assert secret not in clean
+
+
 async def test_a_close_reason_quoting_the_token() -> None:
     """A gateway closing with the token in its close reason: the TransportError and the
     websockets exception under it are scrubbed."""
