@@ -39,8 +39,9 @@ from ._task import failure_error, started
 __all__ = ["DEFAULT_GATEWAY", "Recognizer"]
 
 DEFAULT_GATEWAY = REGIONS[DEFAULT_REGION].gateway
-"""The gateway when neither the caller nor the environment names one (docs/protocol.md
-"Regions and endpoints")."""
+"""The gateway when neither the caller nor the environment names one.
+
+docs/protocol.md "Regions and endpoints"."""
 
 RecognizerAudio = bytes | str | os.PathLike[str] | AsyncIterable[bytes]
 
