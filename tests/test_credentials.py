@@ -179,7 +179,7 @@ def credentials_uri_client(uri: str) -> Any:
 
 
 def sts_issued(sim: SimulatorThread) -> int:
-    return sum(1 for key in sim.store._sts if key.startswith("STS."))
+    return len(sim.store.issued_sts())
 
 
 async def test_rotating_credentials_are_asked_for_at_each_fetch(
@@ -189,21 +189,20 @@ async def test_rotating_credentials_are_asked_for_at_each_fetch(
     CreateToken: two fetches, two STS pairs, two valid tokens; the vendor's log of the renewals
     repeats no secret."""
     caplog.set_level(logging.DEBUG, logger="credentials")
-    before_keys = set(sim.store._sts)
+    before = set(sim.store.issued_sts())
     provider = AliyunTokenProvider(
         credentials=credentials_uri_client(sim.credentials_uri(ttl=600)), endpoint=sim.meta_url
     )
     assert provider.access_key_id is None
     assert provider.identity is None
-    before = sts_issued(sim)
     first = await provider()
     second = provider.sync()
-    assert sts_issued(sim) - before == 2
+    issued = set(sim.store.issued_sts()) - before
+    assert len(issued) == 2
     assert first.value != second.value
     assert {owner(sim, first.value), owner(sim, second.value)} == {"default"}
     assert "stale time is in the past" in caplog.text  # the vendor's client logged the renewal
-    for key in set(sim.store._sts) - before_keys:
-        sts = sim.store._sts[key]
+    for sts in issued:
         assert sts.access_key_secret not in caplog.text
         assert sts.security_token not in caplog.text
 
@@ -370,10 +369,10 @@ def test_chain_reads_the_profile_file(sim: SimulatorThread, tmp_path: Path) -> N
 def test_chain_renews_rotating_credentials(sim: SimulatorThread, tmp_path: Path) -> None:
     """ALIBABA_CLOUD_CREDENTIALS_URI handing out short-lived STS credentials: each CreateToken
     asks the chain again and signs with the new pair; nothing logged repeats a secret."""
-    before = set(sim.store._sts)
+    before = set(sim.store.issued_sts())
     uri = sim.credentials_uri(ttl=300)
     out, err = run_chain(sim, tmp_path, {"ALIBABA_CLOUD_CREDENTIALS_URI": uri}, fetches=3)
-    issued = [sim.store._sts[key] for key in sim.store._sts if key not in before]
+    issued = set(sim.store.issued_sts()) - before
     assert len(issued) == 3
     assert len(set(out["tokens"])) == 3
     assert {owner(sim, token) for token in out["tokens"]} == {"default"}

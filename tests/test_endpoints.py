@@ -173,6 +173,18 @@ def test_clients_resolve_their_endpoint(monkeypatch: pytest.MonkeyPatch) -> None
         Transcriber(appkey=appkey, tokens=tokens, region="eu-central-1")
 
 
+def test_sdk_adapters_resolve_their_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official SDK's adapters take region= and $NLS_GATEWAY_URL like the clients."""
+    pytest.importorskip("nls")
+    from asr_resilience.sdk import SdkRecognizer, SdkTranscriber
+
+    assert SdkRecognizer(appkey="k", tokens="t0ken", region="cn-shenzhen").url == (
+        REGIONS["cn-shenzhen"].gateway
+    )
+    monkeypatch.setenv("NLS_GATEWAY_URL", "ws://127.0.0.1:9/ws/v1")
+    assert SdkTranscriber(appkey="k", tokens="t0ken").url == "ws://127.0.0.1:9/ws/v1"
+
+
 def test_provider_resolves_its_meta_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """AliyunTokenProvider: endpoint= > region= > $NLS_META_URL > $NLS_REGION > cn-shanghai."""
     pytest.importorskip("alibabacloud_nls_cloud_meta20190228.client")

@@ -172,6 +172,11 @@ class AccountStore:
                 self._sts.popitem(last=False)
         return issued
 
+    def issued_sts(self) -> tuple[StsCredentials, ...]:
+        """Every STS credential issued (the newest 10,000), oldest first."""
+        with self._lock:
+            return tuple(self._sts.values())
+
     def sts_credentials(self, access_key_id: str) -> StsCredentials | None:
         """The STS credentials with this AccessKeyId, expired or not; None if never issued."""
         with self._lock:
