@@ -15,6 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Ma
 from typing import Any
 
 from .._errors import TransportError
+from .._network import ProxySetting, SslSetting, resolve_network
 from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
@@ -56,6 +57,12 @@ class Recognizer:
     ``stop_timeout`` for RecognitionCompleted after the audio; each raises ``TimeoutError``,
     which the policy retries as a transport timeout. The policy's deadline bounds each whole
     attempt (slot, token, connect, start, audio, result) as well as the waits between them.
+
+    ``proxy``: True (default) takes the environment's ``https_proxy`` / ``http_proxy`` /
+    ``all_proxy`` and ``no_proxy``; a URL such as ``http://user:pass@proxy:3128`` is used
+    whatever the environment says; None or False connects directly. ``ssl``: an
+    :class:`ssl.SSLContext` or a CA bundle path for ``wss://`` (default: the system's CAs).
+    README "Proxies and TLS".
     """
 
     def __init__(
@@ -71,8 +78,11 @@ class Recognizer:
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
         open_timeout: float = 10.0,
+        proxy: ProxySetting = True,
+        ssl: SslSetting = None,
     ) -> None:
         self.url = url
+        self.network = resolve_network(url, proxy, ssl)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})
@@ -148,7 +158,9 @@ class Recognizer:
     ) -> Completed:
         """One task on a new connection; raises NlsError, TransportError or TimeoutError."""
         protocol = ClientProtocol(RECOGNIZER, self.appkey, params)
-        async with connected(self.url, token, open_timeout=self.open_timeout) as connection:
+        async with connected(
+            self.url, token, open_timeout=self.open_timeout, network=self.network
+        ) as connection:
             await connection.send(protocol.start())
             await started(connection, protocol, self.start_timeout)
             return await self._exchange(connection, protocol, frames(), pace)

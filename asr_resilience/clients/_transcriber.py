@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from .._errors import LocalProtocolError, TransportError
+from .._network import ProxySetting, SslSetting, resolve_network
 from .._secrets import scrub_exception
 from ..protocol import Completed, Failed, State
 from ..protocol._client import MAX_AUDIO_FRAME
@@ -113,7 +114,8 @@ def _text_size(event: StreamEvent | _End) -> int:
 class Transcriber:
     """Real-time transcription as one resumable stream; an async context manager.
 
-    The arguments are :class:`~asr_resilience.clients.Recognizer`'s, plus the audio's
+    The arguments are :class:`~asr_resilience.clients.Recognizer`'s (``proxy`` and ``ssl``
+    included: every leg connects with them), plus the audio's
     ``sample_rate`` and ``format`` for the start payload. ``params`` go into the start payload
     too (e.g. ``enable_intermediate_result`` for partial events, ``max_sentence_silence``).
 
@@ -159,8 +161,11 @@ class Transcriber:
         max_queued_events: int = MAX_QUEUED_EVENTS,
         deadline: float | None = None,
         max_attempts: int | None = None,
+        proxy: ProxySetting = True,
+        ssl: SslSetting = None,
     ) -> None:
         self.url = url
+        self.network = resolve_network(url, proxy, ssl)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.policy = resolve_policy(policy)
@@ -294,6 +299,7 @@ class Transcriber:
             self._buffer.start,
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
+            network=self.network,
         )
         leg.attempt = attempt.hold()
         return leg
@@ -675,6 +681,8 @@ class Transcriber:
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
             stop_timeout=self.stop_timeout,
+            proxy=self.network.proxy,
+            ssl=self.network.ssl,
             resume=self.resume if format == "pcm" else False,
             max_buffer_seconds=self.max_buffer_seconds,
             replay_speed=self.replay_speed if realtime else None,

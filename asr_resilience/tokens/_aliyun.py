@@ -14,17 +14,27 @@ Neither the vendor's client nor this provider retries: a failure is raised once 
 reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
 AccessKey secret never appears in an error's text: it is scrubbed from the service's message and
 registered with the log redaction.
+
+Network settings follow the clients' (``asr_resilience/_network.py``): ``proxy`` and a CA bundle
+are resolved here and handed to the vendor's client explicitly, with its connect and read
+timeouts; the vendor's client has no total timeout, so the awaited call is bounded here. It
+reads ``HTTP(S)_PROXY`` itself when given no proxy and knows no ``NO_PROXY``
+(docs/protocol.md "CreateToken"), so a provider that must connect directly while such a variable
+is set is refused when it is built rather than sent through that proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import os
+import ssl as ssl_module
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import AsrResilienceError
+from .._network import Network, ProxySetting, resolve_network
 from .._secrets import REDACTED, raise_scrubbed, redact_text, register_secret
 from ._token import Token
 
@@ -137,6 +147,30 @@ def _parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
     return host, "https"
 
 
+def _network(
+    url: str, proxy: ProxySetting, ssl: str | os.PathLike[str] | None
+) -> tuple[Network, str | None]:
+    """The resolved proxy for ``url`` and the CA bundle path, as the vendor's client takes them."""
+    if isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(
+            "AliyunTokenProvider takes a CA bundle path for ssl=, not an SSLContext: the "
+            "vendor's client builds its own TLS context from the file"
+        )
+    network = resolve_network(url, proxy, ssl)
+    if network.proxy is None:
+        # darabonba-core reads these itself when given no proxy, and knows no NO_PROXY.
+        https = url.startswith("https:")
+        names = ("HTTPS_PROXY", "https_proxy") if https else ("HTTP_PROXY", "http_proxy")
+        found = [name for name in names if os.environ.get(name)]
+        if found:
+            raise ValueError(
+                f"CreateToken at {url} must be reached directly (proxy=None, or no_proxy), but "
+                f"{found[0]} is set and the vendor's client would use it regardless: unset "
+                f"{' and '.join(names)} for this process, or pass proxy= the proxy to use"
+            )
+    return network, os.fspath(ssl) if ssl is not None else None
+
+
 class AliyunTokenProvider:
     """Fresh NLS tokens from CreateToken, through the vendor's official client.
 
@@ -147,6 +181,11 @@ class AliyunTokenProvider:
     ``security_token`` is an STS security token for an STS AccessKey pair. The secret and the
     security token are registered with the redaction: no error or log event repeats them.
 
+    ``proxy`` is the clients' (True: the environment, with ``no_proxy``; a URL; None: none) and
+    ``ssl`` a CA bundle path for an ``https://`` endpoint. ``connect_timeout`` and
+    ``read_timeout`` (seconds) go to the vendor's client; ``timeout`` bounds a whole awaited
+    CreateToken (None: unbounded). README "Proxies and TLS".
+
     Awaiting the provider (``await provider()``) calls ``create_token_async``; :meth:`sync`
     calls the blocking ``create_token``. Both return a :class:`Token` with ``Token.Id`` as the
     value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`.
@@ -156,10 +195,12 @@ class AliyunTokenProvider:
         "_access_key_id",
         "_client",
         "_host",
+        "_network",
         "_protocol",
         "_region",
         "_secret",
         "_secrets",
+        "_timeout",
     )
 
     def __init__(
@@ -170,6 +211,11 @@ class AliyunTokenProvider:
         region: str = "cn-shanghai",
         endpoint: str | None = None,
         security_token: str | None = None,
+        proxy: ProxySetting = True,
+        ssl: str | os.PathLike[str] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        timeout: float | None = 15.0,
     ) -> None:
         key_id = access_key_id if access_key_id is not None else os.environ.get(ACCESS_KEY_ID_ENV)
         secret = (
@@ -191,6 +237,12 @@ class AliyunTokenProvider:
         if not region:
             raise ValueError("region must not be empty")
         host, protocol = _parse_endpoint(endpoint, region)
+        network, ca = _network(f"{protocol}://{host}/", proxy, ssl)
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive (seconds), not {value!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive (seconds) or None, not {timeout!r}")
         client_class, config_class = _load_vendor()
         register_secret(secret)  # scrubbed from every log event and error from now on
         if security_token:
@@ -201,6 +253,8 @@ class AliyunTokenProvider:
         self._region = region
         self._host = host
         self._protocol = protocol
+        self._network = network
+        self._timeout = timeout
         self._client: Any = client_class(
             config_class(
                 access_key_id=key_id,
@@ -209,6 +263,12 @@ class AliyunTokenProvider:
                 endpoint=host,
                 protocol=protocol,
                 region_id=region,
+                http_proxy=network.proxy,
+                https_proxy=network.proxy,
+                ca=ca,
+                # The vendor's client counts in milliseconds.
+                connect_timeout=max(1, round(connect_timeout * 1000)),
+                read_timeout=max(1, round(read_timeout * 1000)),
             )
         )
 
@@ -247,16 +307,26 @@ class AliyunTokenProvider:
             f"region={self._region!r}, url={self.url!r})"
         )
 
+    @property
+    def proxy(self) -> str | None:
+        """The proxy CreateToken goes through (password redacted), or None."""
+        return self._network.shown if self._network.proxy else None
+
     async def __call__(self) -> Token:
-        """A fresh token from ``create_token_async``."""
+        """A fresh token from ``create_token_async``, within ``timeout`` seconds."""
         try:
-            response = await self._client.create_token_async()
+            response = await asyncio.wait_for(self._client.create_token_async(), self._timeout)
+        except asyncio.TimeoutError:
+            raise TokenProviderError(
+                None, f"no answer from {self.url} within {self._timeout:g} s"
+            ) from None
         except Exception as exc:
             raise_scrubbed(self._error(exc), self._cause(exc))
         return self._token(response)
 
     def sync(self) -> Token:
-        """A fresh token from the blocking ``create_token``."""
+        """A fresh token from the blocking ``create_token``, bounded by the connect and read
+        timeouts (a blocking call cannot be cut short; the ``TokenManager``'s waiters are)."""
         try:
             response = self._client.create_token()
         except Exception as exc:
