@@ -12,7 +12,7 @@ websockets / asyncio                   raised instead
 ``ConnectionClosed`` (any close)       ``TransportError("abnormal_close", ...)``
 ``asyncio.TimeoutError`` (Python 3.10) ``TimeoutError``
 a certificate that does not verify     ``TransportError("tls", ...)`` (never retried)
-``InvalidProxyStatus`` 407             ``TransportError("proxy_auth", ...)`` (never retried)
+``InvalidProxyStatus`` 401, 407        ``TransportError("proxy_auth", ...)`` (never retried)
 ``InvalidProxyStatus`` other statuses  ``TransportError("refused", ...)`` naming the proxy
 ``OSError`` opening through a proxy    ``TransportError("refused", ...)`` naming the proxy
 ``OSError``, other handshake errors    unchanged (the extractor maps them)
@@ -86,9 +86,9 @@ def _mapping(network: Network | None, url: str) -> Iterator[None]:
     except wsx.InvalidProxyStatus as exc:
         status = exc.response.status_code
         shown = network.shown if network is not None else "the proxy"
-        if status == 407:
+        if status in (401, 407):  # 407 by RFC 9110; some proxies (tinyproxy) answer 401
             raise TransportError(
-                "proxy_auth", f"the proxy {shown} refused the login (HTTP 407)"
+                "proxy_auth", f"the proxy {shown} refused the login (HTTP {status})"
             ) from exc
         raise TransportError(
             "refused", f"the proxy {shown} answered the CONNECT with HTTP {status}"

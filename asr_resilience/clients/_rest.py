@@ -229,7 +229,7 @@ class RestRecognizer:
             yield
         except httpx.ProxyError as exc:
             # httpx: the proxy answered the CONNECT with an error status (the text names it).
-            kind = "proxy_auth" if "407" in str(exc) else "refused"
+            kind = "proxy_auth" if str(exc)[:3] in ("401", "407") else "refused"
             raise TransportError(
                 kind, f"the proxy {self.network.shown} refused the CONNECT: {exc}"
             ) from exc
