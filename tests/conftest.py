@@ -10,7 +10,6 @@ import pytest
 from asr_resilience.limits import reset_scopes
 from asr_resilience.observe._events import repeats
 
-
 PROXY_VARIABLES = tuple(
     name
     for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy")

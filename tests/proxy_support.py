@@ -21,7 +21,7 @@ from pathlib import Path
 import trustme
 
 PROXY_USER = "tester"
-PROXY_PASSWORD = "pw-proxy-5e7b1c"  # noqa: S105  (a test login, checked never to show)
+PROXY_PASSWORD = "pw-proxy-5e7b1c"
 
 
 def free_port() -> int:

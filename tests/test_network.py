@@ -13,12 +13,13 @@ import pytest
 import structlog
 
 import asr_resilience as ar
+from asr_resilience import cli
 from asr_resilience._network import resolve_network
 from asr_resilience.clients import Recognizer, RestRecognizer, SentenceEvent, Transcriber
-from asr_resilience.simulator import Account, Simulator, SimulatorConfig
+from asr_resilience.simulator import Account, Simulator, SimulatorConfig, SimulatorThread
 from asr_resilience.tokens import AliyunTokenProvider, TokenProviderError
 
-from .audio_fixtures import speech_like
+from .audio_fixtures import speech_like, wav
 from .proxy_support import (
     PROXY_PASSWORD,
     Certificates,
@@ -159,7 +160,7 @@ async def test_dead_proxy_is_a_clear_error_within_the_deadline(
     cause = info.value.__cause__
     assert isinstance(cause, ar.TransportError)
     assert cause.kind == "refused"
-    assert f"cannot reach the proxy http://tester:<redacted>@127.0.0.1:" in str(cause)
+    assert "cannot reach the proxy http://tester:<redacted>@127.0.0.1:" in str(cause)
     no_password_anywhere(info.value, caplog)
     assert sim.stats.connections == 0
 
@@ -172,9 +173,8 @@ async def test_wrong_proxy_login_fails_at_once_without_the_password(
     caplog.set_level(logging.DEBUG)
     wrong = login_proxy.url_with("tester", PROXY_PASSWORD + "-wrong")
     rec = Recognizer(sim.gateway_url, sim.appkey, sim.token(), proxy=wrong)
-    with structlog.testing.capture_logs() as events:
-        with pytest.raises(ar.TransportError) as info:
-            await rec.recognize(SPEECH)
+    with structlog.testing.capture_logs() as events, pytest.raises(ar.TransportError) as info:
+        await rec.recognize(SPEECH)
     assert info.value.kind == "proxy_auth"
     assert "refused the login (HTTP 401)" in str(info.value)  # tinyproxy's answer to a bad one
     assert len(login_proxy.requests()) == 1  # not retried
@@ -310,7 +310,7 @@ async def test_create_token_over_https_with_a_ca_bundle(
     trusted = AliyunTokenProvider(AKID, SECRET, endpoint=tls_sim.meta_url, ssl=certs.ca_bundle)
     assert tls_sim.store.check_token((await trusted()).value) is not None
     untrusted = AliyunTokenProvider(AKID, SECRET, endpoint=tls_sim.meta_url)
-    with pytest.raises(TokenProviderError, match="(?i)certificate"):
+    with pytest.raises(TokenProviderError, match=r"(?i)certificate"):
         await untrusted()
     with pytest.raises(TypeError, match="CA bundle path"):
         AliyunTokenProvider(AKID, SECRET, endpoint=tls_sim.meta_url, ssl=certs.client())  # type: ignore[arg-type]
@@ -355,7 +355,7 @@ async def test_create_token_total_timeout(silent_server: str) -> None:
 async def test_create_token_read_timeout_sync(silent_server: str) -> None:
     """read_timeout= reaches the vendor's blocking client: sync() gives up on a silent server."""
     provider = AliyunTokenProvider(AKID, SECRET, endpoint=silent_server, read_timeout=0.3)
-    with pytest.raises(TokenProviderError, match="(?i)timed out|timeout") as info:
+    with pytest.raises(TokenProviderError, match=r"(?i)timed out|timeout") as info:
         await asyncio.to_thread(provider.sync)
     assert info.value.retryable
 
@@ -404,7 +404,7 @@ def test_bad_proxy_settings_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match=r"^proxy: socks5://u:<redacted>@h:1 is not an http"):
         resolve_network("wss://gw/ws", "socks5://u:pw-hidden@h:1")
     monkeypatch.setenv("https_proxy", "socks5://h:1")
-    with pytest.raises(ValueError, match="^https_proxy: "):
+    with pytest.raises(ValueError, match=r"^https_proxy: "):
         Recognizer("wss://gw/ws", "appkey", "token")
     with pytest.raises(ValueError, match="is not a file"):
         resolve_network("wss://gw/ws", None, "/nonexistent/ca.pem")
@@ -435,3 +435,37 @@ async def test_rest_and_create_token_wrong_proxy_login(
     with pytest.raises(TokenProviderError) as failed:
         await provider()
     no_password_anywhere(failed.value, caplog)
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_proxy_options(
+    tmp_path: Path,
+    proxy: TinyProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--proxy carries recognize's WebSocket and its CreateToken; --no-proxy ignores a dead
+    environment proxy; a bad --proxy is one line (exit 2) without the password."""
+    for name in ("NLS_TOKEN", "NLS_APPKEY", "ASR_RESILIENCE_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", AKID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+    audio = tmp_path / "hello.wav"
+    audio.write_bytes(wav(SPEECH))
+    with SimulatorThread(config=SimulatorConfig(transcripts=[TEXT])) as sim:
+        base = ["recognize", str(audio), "--gateway", sim.gateway_url, "--appkey", sim.appkey]
+        assert cli.main([*base, "--meta", sim.meta_url, "--proxy", proxy.url]) == 0
+        assert capsys.readouterr().out.strip() == TEXT
+        assert proxy.saw(f"POST {sim.meta_url}")
+        assert proxy.saw(f"CONNECT 127.0.0.1:{sim.simulator.port} ")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+        assert cli.main([*base, "--token", sim.token(), "--no-proxy"]) == 0
+        assert capsys.readouterr().out.strip() == TEXT
+        bad = f"socks5://tester:{PROXY_PASSWORD}@127.0.0.1:1080"
+        assert cli.main([*base, "--token", sim.token(), "--proxy", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "--proxy: 'socks5://tester:<redacted>@127.0.0.1:1080' is not a URL" in err
+        assert PROXY_PASSWORD not in err

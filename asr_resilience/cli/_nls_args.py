@@ -2,7 +2,9 @@
 
 The token comes from ``--token``, else ``$NLS_TOKEN``, else CreateToken with the AccessKey pair in
 ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``$ALIBABA_CLOUD_ACCESS_KEY_SECRET``
-(docs/protocol.md "CreateToken"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. A mistake of
+(docs/protocol.md "CreateToken"); the appkey from ``--appkey``, else ``$NLS_APPKEY``. ``--proxy``,
+``--no-proxy`` and ``--cacert`` reach every connection, CreateToken's included (README "Proxies
+and TLS"). A mistake of
 the caller exits 2 with one line; a typed resilience error is left to ``cli.main`` (message, hint,
 exit 1).
 """
@@ -22,6 +24,7 @@ import structlog
 
 from .._errors import AsrResilienceError
 from .._extras import MissingExtraError
+from .._network import shown_proxy
 from ..clients import (
     DEFAULT_GATEWAY,
     ONE_SENTENCE_MAX_BYTES,
@@ -39,7 +42,8 @@ class UsageError(Exception):
 
 
 def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
-    """FILE, --gateway, --meta, --appkey, --token, --policy, --json and -v/--verbose."""
+    """FILE, --gateway, --meta, --appkey, --token, --proxy, --no-proxy, --cacert, --policy,
+    --json and -v/--verbose."""
     parser.add_argument(
         "file",
         metavar="FILE",
@@ -54,6 +58,24 @@ def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
     )
     parser.add_argument("--appkey", default=None, help=f"the project's appkey (${APPKEY_ENV})")
     parser.add_argument("--token", default=None, help=f"an NLS token (${TOKEN_ENV})")
+    parser.add_argument(
+        "--proxy",
+        default=None,
+        metavar="URL",
+        help="HTTP(S) proxy, e.g. http://user:pass@proxy:3128 "
+        "(default: $https_proxy / $http_proxy / $all_proxy, minus $no_proxy)",
+    )
+    parser.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, whatever the proxy variables say",
+    )
+    parser.add_argument(
+        "--cacert",
+        default=None,
+        metavar="FILE",
+        help="CA bundle (PEM) that the gateway's and the meta service's certificates chain to",
+    )
     parser.add_argument(
         "--policy",
         default=None,
@@ -115,6 +137,22 @@ def gateway(args: argparse.Namespace) -> str:
     return checked_url(args.gateway, "--gateway", ("ws", "wss"))
 
 
+def network(args: argparse.Namespace) -> dict[str, Any]:
+    """``proxy=`` and ``ssl=`` for the clients and the token provider, from ``--proxy``,
+    ``--no-proxy`` and ``--cacert`` (checked: a bad value is one line, exit 2)."""
+    if args.proxy is not None and args.no_proxy:
+        raise UsageError("--proxy and --no-proxy contradict each other: pass one")
+    proxy: str | bool | None = True
+    if args.no_proxy:
+        proxy = None
+    elif args.proxy is not None:
+        checked_url(shown_proxy(args.proxy), "--proxy", ("http", "https"))
+        proxy = args.proxy
+    if args.cacert is not None and not os.path.isfile(args.cacert):
+        raise UsageError(f"--cacert: {args.cacert!r} is not a file")
+    return {"proxy": proxy, "ssl": args.cacert}
+
+
 def appkey(args: argparse.Namespace) -> str:
     """``--appkey`` or ``$NLS_APPKEY``."""
     value: str = args.appkey or os.environ.get(APPKEY_ENV, "")
@@ -141,9 +179,10 @@ def tokens(args: argparse.Namespace) -> TokenManager:
             f"{ACCESS_KEY_SECRET_ENV} to create tokens"
         )
     try:
-        provider = AliyunTokenProvider(key_id, secret, endpoint=args.meta)
-    except (ImportError, ValueError) as exc:
-        raise UsageError(f"--meta: {exc}" if isinstance(exc, ValueError) else str(exc)) from None
+        provider = AliyunTokenProvider(key_id, secret, endpoint=args.meta, **network(args))
+    except (ImportError, ValueError, OSError) as exc:
+        about_meta = isinstance(exc, ValueError) and str(exc).startswith("endpoint ")
+        raise UsageError(f"--meta: {exc}" if about_meta else str(exc)) from None
     return TokenManager(provider)
 
 

@@ -180,8 +180,8 @@ async def open_connection(
     """Open a WebSocket to ``url`` carrying ``token`` in the ``X-NLS-Token`` header.
 
     ``network``: the proxy and TLS context (``asr_resilience/_network.py``); None resolves the
-    defaults for ``url`` (the environment's proxy, websockets' default TLS verification). ``open_timeout`` bounds the proxy's
-    CONNECT, the TLS and the WebSocket handshakes together.
+    defaults for ``url`` (the environment's proxy, websockets' default TLS verification).
+    ``open_timeout`` bounds the proxy's CONNECT, the TLS and the WebSocket handshakes together.
 
     Raises :class:`InvalidTokenError` for a token no gateway would take (before connecting) and
     :class:`RedirectRefusedError` for a handshake answered with a redirect.

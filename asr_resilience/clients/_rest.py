@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 
 from .._errors import NlsError, RemoteProtocolError, TransportError
-from .._network import ProxySetting, SslSetting, resolve_network, transport_error
 from .._extract import rest_result
 from .._failure import SUCCESS
+from .._network import ProxySetting, SslSetting, resolve_network, transport_error
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_async
