@@ -16,8 +16,9 @@ keywords and resolves them here once, when it is built (docs/architecture.md "Pr
     bundle (PEM) that the server's certificate must chain to.
 
 The resolved proxy is handed to websockets and httpx explicitly (their own reading of the
-environment is turned off), so all clients follow one rule. A proxy URL's password is
-registered with the redaction: it never shows in an error or a log event.
+environment is turned off), so all clients follow one rule, whatever each library would read
+(docs/protocol.md "Proxies and TLS"). A proxy URL's password is registered with the redaction:
+it never shows in an error or a log event.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ Network settings follow the clients' (``asr_resilience/_network.py``): ``proxy``
 are resolved here and handed to the vendor's client explicitly, with its connect and read
 timeouts; the vendor's client has no total timeout, so the awaited call is bounded here. It
 reads ``HTTP(S)_PROXY`` itself when given no proxy and knows no ``NO_PROXY``
-(docs/protocol.md "CreateToken"), so a provider that must connect directly while such a variable
-is set is refused when it is built rather than sent through that proxy.
+(docs/protocol.md "Proxies and TLS"), so a provider that must connect directly while such a
+variable is set is refused when it is built rather than sent through that proxy.
 """
 
 from __future__ import annotations
