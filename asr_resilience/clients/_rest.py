@@ -31,7 +31,7 @@ import httpx
 from .._errors import NlsError, RemoteProtocolError, TransportError
 from .._extract import rest_result
 from .._failure import SUCCESS
-from .._network import ProxySetting, SslSetting, resolve_network, transport_error
+from .._network import Network, ProxySetting, SslSetting, resolve_network, transport_error
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_async
@@ -86,7 +86,8 @@ class RestRecognizer:
                 "give that client its proxy and verify settings instead"
             )
         self.url = url
-        self.network = resolve_network(url, proxy, ssl)
+        # With client=, the caller's client decides; nothing is resolved that would go unused.
+        self.network = resolve_network(url, proxy, ssl) if client is None else Network()
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})

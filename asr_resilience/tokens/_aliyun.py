@@ -147,7 +147,7 @@ def _parse_endpoint(endpoint: str | None, region: str) -> tuple[str, str]:
     return host, "https"
 
 
-def _network(
+def _vendor_network(
     url: str, proxy: ProxySetting, ssl: str | os.PathLike[str] | None
 ) -> tuple[Network, str | None]:
     """The resolved proxy for ``url`` and the CA bundle path, as the vendor's client takes them."""
@@ -237,7 +237,7 @@ class AliyunTokenProvider:
         if not region:
             raise ValueError("region must not be empty")
         host, protocol = _parse_endpoint(endpoint, region)
-        network, ca = _network(f"{protocol}://{host}/", proxy, ssl)
+        network, ca = _vendor_network(f"{protocol}://{host}/", proxy, ssl)
         for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if not value > 0:
                 raise ValueError(f"{name} must be positive (seconds), not {value!r}")
