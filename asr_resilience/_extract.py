@@ -3,7 +3,8 @@
 Most specific first: user-registered extractors, then the project's own errors, TaskFailed JSON
 (as the official SDK hands it to ``on_error``), websockets handshake rejections and abnormal
 closes, httpx status and transport errors, then network ``OSError``s (refused, reset,
-unreachable, DNS) and ``TimeoutError``; a local ``OSError`` such as a missing file is not a failure
+unreachable, DNS) and ``TimeoutError``; a ``TransportError`` of a configuration kind (``tls``,
+``proxy_auth``) and a local ``OSError`` such as a missing file is not a failure
 of the service. An exception no
 extractor recognises is not a failure of the service: it propagates untouched, never retried.
 """
@@ -39,6 +40,9 @@ _NETWORK_ERRNOS = frozenset(
     if hasattr(errno, name)
 )  # fmt: skip
 _lock = threading.Lock()
+CONFIGURATION_KINDS = frozenset({"tls", "proxy_auth"})
+"""TransportError kinds raised for the caller's configuration (a server certificate that does not
+verify against the TLS settings, a proxy refusing the login): raised at once, never retried."""
 
 
 def register_extractor(exc_type: type[E], extractor: Callable[[E], Failure | None]) -> None:
@@ -69,6 +73,8 @@ def extract_failure(exc: BaseException) -> Failure | None:
             code=exc.code, message=exc.message, http_status=exc.http_status, task_id=exc.task_id
         )
     if isinstance(exc, TransportError):
+        if exc.kind in CONFIGURATION_KINDS:
+            return None  # a certificate or proxy login to fix: nothing a retry can change
         kind: TransportKind = exc.kind if exc.kind in TRANSPORT_KINDS else "other"
         return Failure(transport=kind, message=exc.detail)
     if isinstance(exc, wsx.WebSocketException):

@@ -3,7 +3,7 @@
 The bottom of the stack (beside ``_errors``), so that an exception can scrub its own text when it
 is built. Three layers: vendor status texts carry the token (``The token 'abc' has expired``),
 so texts are scrubbed by pattern; values the library learns are secret (tokens, AccessKey
-secrets, STS security tokens) are registered and scrubbed from any string; and
+secrets, STS security tokens, proxy passwords) are registered and scrubbed from any string; and
 :func:`scrub_exception` cleans a whole exception chain (``__cause__``, ``__context__``, ``args``,
 notes), replacing an exception of another library whose rendering holds a secret by a
 :class:`RedactedError` that keeps its type's name, its scrubbed text and its traceback.
@@ -39,6 +39,10 @@ _SECRET_AFTER_MARKER = re.compile(
 _QUOTED_TOKEN = re.compile(
     r"(?P<lead>(?:token|secret)['\"]?\s*[:=]?\s*['\"‘’])(?P<value>[^'\"‘’]+)(?=['\"‘’])", re.I
 )
+# `http://user:pass@proxy:3128`: the password in a URL's user information (a proxy's login).
+_URL_PASSWORD = re.compile(
+    r"(?P<lead>\b[a-z][a-z0-9+.-]*://[^/@\s:'\"]*:)(?P<value>[^/@\s'\"]+)(?=@)", re.I
+)
 _MAX_KNOWN = 256
 _known: list[str] = []
 _lock = threading.Lock()
@@ -65,6 +69,7 @@ def redact_text(text: str) -> str:
         return text
     out = _SECRET_AFTER_MARKER.sub(lambda m: m.group("lead") + REDACTED, text)
     out = _QUOTED_TOKEN.sub(lambda m: m.group("lead") + REDACTED, out)
+    out = _URL_PASSWORD.sub(lambda m: m.group("lead") + REDACTED, out)
     for secret in tuple(_known):
         if secret in out:
             out = out.replace(secret, REDACTED)

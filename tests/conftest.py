@@ -1,5 +1,5 @@
-"""Shared fixtures: every test starts with fresh scopes (budgets, breakers, limiters) and no
-held-back repeated warnings.
+"""Shared fixtures: every test starts with fresh scopes (budgets, breakers, limiters), no
+held-back repeated warnings, and no proxy from the environment of whoever runs the suite.
 
 The vendor's credentials library reads its environment variables once, when first imported: it
 is imported here, before any test changes the environment, so that a variable one test sets
@@ -23,6 +23,20 @@ from asr_resilience.observe._events import repeats
 os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 with contextlib.suppress(ImportError):
     importlib.import_module("alibabacloud_credentials.client")
+
+PROXY_VARIABLES = tuple(
+    name
+    for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy")
+    for name in (base, base.upper())
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests talk to loopback servers; a developer's proxy variables must not reroute them
+    (the proxy tests set the variables they test)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 import asr_resilience as ar
-from asr_resilience._secrets import RedactedError, scrub_exception
+from asr_resilience._secrets import RedactedError, redact_text, scrub_exception
 from asr_resilience.clients import (
     InvalidTokenError,
     Recognizer,
@@ -457,3 +457,13 @@ def test_token_manager_token_is_checked_by_the_sdk_adapter(gateway: SimulatorThr
     with pytest.raises(InvalidTokenError):
         adapter.recognize(SPEECH)
     assert gateway.stats.connections == before
+
+
+def test_a_url_password_is_redacted() -> None:
+    """The password of a URL's user information (a proxy login) is scrubbed from any text."""
+    text = "tinyproxy at http://tester:pw@127.0.0.1:3128 isn't valid; 'https://u:p-2@h:1/x'"
+    assert redact_text(text) == (
+        "tinyproxy at http://tester:<redacted>@127.0.0.1:3128 isn't valid; "
+        "'https://u:<redacted>@h:1/x'"
+    )
+    assert redact_text("http://user@host:1 and a:b@c") == "http://user@host:1 and a:b@c"

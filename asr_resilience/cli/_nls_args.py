@@ -6,8 +6,10 @@ credentials: the AccessKey pair in ``$ALIBABA_CLOUD_ACCESS_KEY_ID`` /
 credentials chain (docs/protocol.md "CreateToken", "Credentials"); the appkey from ``--appkey``,
 else ``$NLS_APPKEY``. The gateway is ``--gateway``, else ``--region``'s, else ``$NLS_GATEWAY_URL``,
 else ``$NLS_REGION``'s, else cn-shanghai's; CreateToken's host likewise with ``--meta`` and
-``$NLS_META_URL`` (docs/protocol.md "Regions and endpoints"). A mistake of the caller exits 2
-with one line; a typed resilience error is left to ``cli.main`` (message, hint, exit 1).
+``$NLS_META_URL`` (docs/protocol.md "Regions and endpoints"). ``--proxy``, ``--no-proxy`` and
+``--cacert`` reach every connection, CreateToken's included (README "Proxies and TLS"). A mistake
+of the caller exits 2 with one line; a typed resilience error is left to ``cli.main`` (message,
+hint, exit 1).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import structlog
 from .._endpoints import REGIONS, UnknownRegionError, resolve_url
 from .._errors import AsrResilienceError
 from .._extras import MissingExtraError
+from .._network import shown_proxy
 from ..clients import (
     ONE_SENTENCE_MAX_BYTES,
     ONE_SENTENCE_MAX_SECONDS,
@@ -42,7 +45,8 @@ class UsageError(Exception):
 
 
 def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
-    """FILE, --region, --gateway, --meta, --appkey, --token, --policy, --json, -v/--verbose."""
+    """FILE, --region, --gateway, --meta, --appkey, --token, --proxy, --no-proxy, --cacert,
+    --policy, --json and -v/--verbose."""
     parser.add_argument(
         "file",
         metavar="FILE",
@@ -68,6 +72,24 @@ def add_arguments(parser: Any, *, json_help: str, verbose_help: str) -> None:
     )
     parser.add_argument("--appkey", default=None, help=f"the project's appkey (${APPKEY_ENV})")
     parser.add_argument("--token", default=None, help=f"an NLS token (${TOKEN_ENV})")
+    parser.add_argument(
+        "--proxy",
+        default=None,
+        metavar="URL",
+        help="HTTP(S) proxy, e.g. http://user:pass@proxy:3128 "
+        "(default: $https_proxy / $http_proxy / $all_proxy, minus $no_proxy)",
+    )
+    parser.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, whatever the proxy variables say",
+    )
+    parser.add_argument(
+        "--cacert",
+        default=None,
+        metavar="FILE",
+        help="CA bundle (PEM) that the gateway's and the meta service's certificates chain to",
+    )
     parser.add_argument(
         "--policy",
         default=None,
@@ -143,6 +165,22 @@ def region(args: argparse.Namespace) -> str | None:
     return args.region  # type: ignore[no-any-return]
 
 
+def network(args: argparse.Namespace) -> dict[str, Any]:
+    """``proxy=`` and ``ssl=`` for the clients and the token provider, from ``--proxy``,
+    ``--no-proxy`` and ``--cacert`` (checked: a bad value is one line, exit 2)."""
+    if args.proxy is not None and args.no_proxy:
+        raise UsageError("--proxy and --no-proxy contradict each other: pass one")
+    proxy: str | bool | None = True
+    if args.no_proxy:
+        proxy = None
+    elif args.proxy is not None:
+        checked_url(shown_proxy(args.proxy), "--proxy", ("http", "https"))
+        proxy = args.proxy
+    if args.cacert is not None and not os.path.isfile(args.cacert):
+        raise UsageError(f"--cacert: {args.cacert!r} is not a file")
+    return {"proxy": proxy, "ssl": args.cacert}
+
+
 def appkey(args: argparse.Namespace) -> str:
     """``--appkey`` or ``$NLS_APPKEY``."""
     value: str = args.appkey or os.environ.get(APPKEY_ENV, "")
@@ -168,8 +206,8 @@ def tokens(args: argparse.Namespace) -> TokenManager:
     if args.meta is not None and "://" in args.meta:
         checked_url(args.meta, "--meta", ("http", "https"))
     try:
-        provider = AliyunTokenProvider(endpoint=args.meta, region=region(args))
-    except ImportError as exc:
+        provider = AliyunTokenProvider(endpoint=args.meta, region=region(args), **network(args))
+    except (ImportError, OSError) as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
         where = "--meta: " if args.meta is not None and "endpoint" in str(exc) else ""

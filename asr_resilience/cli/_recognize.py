@@ -62,7 +62,13 @@ def _print(result: Recognition, as_json: bool) -> int:
 def _recognize(args: argparse.Namespace) -> Recognition:
     gateway = nls_args.gateway(args)
     audio = nls_args.audio(args, one_sentence=True)
-    recognizer = Recognizer(gateway, nls_args.appkey(args), nls_args.tokens(args), args.policy)
+    recognizer = Recognizer(
+        gateway,
+        nls_args.appkey(args),
+        nls_args.tokens(args),
+        args.policy,
+        **nls_args.network(args),
+    )
     with nls_args.events_to_stderr(args.verbose):
         try:
             return asyncio.run(

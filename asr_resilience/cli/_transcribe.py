@@ -76,6 +76,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         format=audio.format,
         # As transcribe_file: a file sent unpaced is replayed unpaced too.
         replay_speed=DEFAULT_REPLAY_SPEED if args.realtime else None,
+        **nls_args.network(args),
     )
     printer = _Printer(sys.stdout, sys.stderr, json_lines=args.json, total=len(audio.data))
     with nls_args.events_to_stderr(args.verbose):

@@ -11,8 +11,14 @@ websockets / asyncio                   raised instead
 ``InvalidStatus`` other statuses       unchanged (the extractor reads the HTTP status)
 ``ConnectionClosed`` (any close)       ``TransportError("abnormal_close", ...)``
 ``asyncio.TimeoutError`` (Python 3.10) ``TimeoutError``
+a certificate that does not verify     ``TransportError("tls", ...)`` (never retried)
+``InvalidProxyStatus`` 401, 407        ``TransportError("proxy_auth", ...)`` (never retried)
+``InvalidProxyStatus`` other statuses  ``TransportError("refused", ...)`` naming the proxy
+``OSError`` opening through a proxy    ``TransportError("refused", ...)`` naming the proxy
 ``OSError``, other handshake errors    unchanged (the extractor maps them)
 =====================================  ==============================================
+
+A proxy is named with its password redacted (``asr_resilience/_network.py``).
 
 Whatever is raised leaves with its chain scrubbed (``_secrets.scrub_exception``): a close
 reason or a handshake answer that repeats the token does not reach a traceback.
@@ -28,11 +34,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
+from typing import Any
+from urllib.parse import urlsplit
 
 import websockets.exceptions as wsx
 from websockets.asyncio.client import ClientConnection, connect
 
 from .._errors import AsrResilienceError, NlsError, RedirectRefusedError, TransportError
+from .._network import Network, resolve_network, transport_error
 from .._secrets import scrub_exception
 from ..observe._stdlib import redacting_logger
 from ._credentials import TOKEN_HEADER, check_token
@@ -55,10 +64,14 @@ each attempt for websockets' default 10 s."""
 
 
 @contextmanager
-def mapped_errors() -> Iterator[None]:
-    """Translate websockets' and asyncio's exceptions raised inside the block (see the table)."""
+def mapped_errors(network: Network | None = None, url: str = "") -> Iterator[None]:
+    """Translate websockets' and asyncio's exceptions raised inside the block (see the table).
+
+    ``network`` and ``url``: the settings the block connects to ``url`` with, when it opens a
+    connection (an ``OSError`` then means the proxy, if there is one, is out of reach).
+    """
     try:
-        with _mapping():
+        with _mapping(network, url):
             yield
     except AsrResilienceError as error:
         # Raised: its chain is final now (the context included), so it can be scrubbed.
@@ -67,9 +80,19 @@ def mapped_errors() -> Iterator[None]:
 
 
 @contextmanager
-def _mapping() -> Iterator[None]:
+def _mapping(network: Network | None, url: str) -> Iterator[None]:
     try:
         yield
+    except wsx.InvalidProxyStatus as exc:
+        status = exc.response.status_code
+        shown = network.shown if network is not None else "the proxy"
+        if status in (401, 407):  # 407 by RFC 9110; some proxies (tinyproxy) answer 401
+            raise TransportError(
+                "proxy_auth", f"the proxy {shown} refused the login (HTTP {status})"
+            ) from exc
+        raise TransportError(
+            "refused", f"the proxy {shown} answered the CONNECT with HTTP {status}"
+        ) from exc
     except wsx.InvalidStatus as exc:
         # docs/protocol.md "Handshake and token header": a bad or expired token may be refused
         # as HTTP 403 at the handshake; as the seed's 403 row it takes the refresh-token action.
@@ -85,6 +108,11 @@ def _mapping() -> Iterator[None]:
         if isinstance(exc, TimeoutError):  # Python >= 3.11: the same class
             raise
         raise TimeoutError(str(exc) or "timed out") from exc
+    except OSError as exc:
+        mapped = transport_error(exc, network or Network(), url)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 def _describe_close(exc: wsx.ConnectionClosed) -> str:
@@ -147,17 +175,30 @@ async def open_connection(
     open_timeout: float | None = 10.0,
     max_size: int | None = MAX_EVENT_BYTES,
     close_timeout: float | None = CLOSE_TIMEOUT,
+    network: Network | None = None,
 ) -> Connection:
     """Open a WebSocket to ``url`` carrying ``token`` in the ``X-NLS-Token`` header.
+
+    ``network``: the proxy and TLS context (``asr_resilience/_network.py``); None resolves the
+    defaults for ``url`` (the environment's proxy, websockets' default TLS verification).
+    ``open_timeout`` bounds the proxy's CONNECT, the TLS and the WebSocket handshakes together.
 
     Raises :class:`InvalidTokenError` for a token no gateway would take (before connecting) and
     :class:`RedirectRefusedError` for a handshake answered with a redirect.
     """
     headers = {TOKEN_HEADER: check_token(token)} if token else {}
-    with mapped_errors():
+    network = network if network is not None else resolve_network(url)
+    tls: dict[str, Any] = {}
+    if network.ssl is not None and urlsplit(url).scheme.lower() == "wss":
+        tls["ssl"] = network.ssl  # websockets refuses ssl= for a ws:// URL
+    with mapped_errors(network, url):
         ws = await _NoRedirects(
             url,
             additional_headers=headers,
+            # The proxy is resolved already (explicitly or from the environment, with no_proxy):
+            # None turns websockets' own reading of the environment off.
+            proxy=network.proxy,
+            **tls,
             open_timeout=open_timeout,
             max_size=max_size,
             close_timeout=close_timeout,
@@ -175,10 +216,16 @@ async def connected(
     open_timeout: float | None = 10.0,
     max_size: int | None = MAX_EVENT_BYTES,
     close_timeout: float | None = CLOSE_TIMEOUT,
+    network: Network | None = None,
 ) -> AsyncIterator[Connection]:
     """:func:`open_connection` as a context manager that closes the socket on the way out."""
     connection = await open_connection(
-        url, token, open_timeout=open_timeout, max_size=max_size, close_timeout=close_timeout
+        url,
+        token,
+        open_timeout=open_timeout,
+        max_size=max_size,
+        close_timeout=close_timeout,
+        network=network,
     )
     try:
         yield connection

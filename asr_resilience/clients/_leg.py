@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._network import Network
 from ..protocol import TRANSCRIBER, ClientProtocol
 from ._connection import Connection, open_connection
 from ._task import started
@@ -69,6 +70,7 @@ async def start_leg(
     *,
     open_timeout: float,
     start_timeout: float,
+    network: Network | None = None,
 ) -> Leg:
     """Connect, send StartTranscription and wait for TranscriptionStarted.
 
@@ -76,7 +78,7 @@ async def start_leg(
     ``TimeoutError``) after closing the connection; the caller's policy decides what follows.
     """
     protocol = ClientProtocol(TRANSCRIBER, appkey, params)
-    connection = await open_connection(url, token, open_timeout=open_timeout)
+    connection = await open_connection(url, token, open_timeout=open_timeout, network=network)
     try:
         await connection.send(protocol.start())
         event = await started(connection, protocol, start_timeout)

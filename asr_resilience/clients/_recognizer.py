@@ -16,6 +16,7 @@ from typing import Any
 
 from .._endpoints import DEFAULT_REGION, REGIONS, resolve_url
 from .._errors import TransportError
+from .._network import ProxySetting, SslSetting, resolve_network
 from ..protocol import RECOGNIZER, ClientProtocol, Completed, Failed, State
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
@@ -64,6 +65,12 @@ class Recognizer:
     ``cn-shanghai-internal``, ...) picks the region's gateway instead. Without either,
     ``$NLS_GATEWAY_URL``, else ``$NLS_REGION``'s gateway, else cn-shanghai's (README "Regions and
     endpoints"); an unknown region is a ``ValueError`` listing the known ones.
+
+    ``proxy``: True (default) takes the environment's ``https_proxy`` / ``http_proxy`` /
+    ``all_proxy`` and ``no_proxy``; a URL such as ``http://user:pass@proxy:3128`` is used
+    whatever the environment says; None or False connects directly. ``ssl``: an
+    :class:`ssl.SSLContext` or a CA bundle path for ``wss://`` (default: the system's CAs).
+    README "Proxies and TLS".
     """
 
     def __init__(
@@ -80,8 +87,11 @@ class Recognizer:
         stop_timeout: float = 10.0,
         open_timeout: float = 10.0,
         region: str | None = None,
+        proxy: ProxySetting = True,
+        ssl: SslSetting = None,
     ) -> None:
         self.url = resolve_url("gateway", url, region)
+        self.network = resolve_network(self.url, proxy, ssl)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})
@@ -157,7 +167,9 @@ class Recognizer:
     ) -> Completed:
         """One task on a new connection; raises NlsError, TransportError or TimeoutError."""
         protocol = ClientProtocol(RECOGNIZER, self.appkey, params)
-        async with connected(self.url, token, open_timeout=self.open_timeout) as connection:
+        async with connected(
+            self.url, token, open_timeout=self.open_timeout, network=self.network
+        ) as connection:
             await connection.send(protocol.start())
             await started(connection, protocol, self.start_timeout)
             return await self._exchange(connection, protocol, frames(), pace)

@@ -21,16 +21,18 @@ token with whitespace or control characters is refused before the request
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from .._endpoints import DEFAULT_REGION, REGIONS, resolve_url
-from .._errors import NlsError, RemoteProtocolError
+from .._errors import NlsError, RemoteProtocolError, TransportError
 from .._extract import rest_result
 from .._failure import SUCCESS
+from .._network import Network, ProxySetting, SslSetting, resolve_network, transport_error
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
 from ..retry._engine import run_async
@@ -61,6 +63,11 @@ class RestRecognizer:
     ``async with RestRecognizer(...) as rec:`` opens one client that every call inside the block
     shares (its connections are reused) and closes it at the end (or :meth:`aclose`); outside
     such a block each call opens and closes its own.
+
+    ``proxy`` and ``ssl`` are :class:`~asr_resilience.clients.Recognizer`'s, for ``https://``;
+    they configure the clients opened here (httpx's own reading of the environment is off, the
+    environment's proxy having been resolved already), so they cannot go with ``client``:
+    configure a client of your own yourself.
     """
 
     def __init__(
@@ -75,8 +82,17 @@ class RestRecognizer:
         timeout: float = 30.0,
         client: httpx.AsyncClient | None = None,
         region: str | None = None,
+        proxy: ProxySetting = True,
+        ssl: SslSetting = None,
     ) -> None:
+        if client is not None and (proxy is not True or ssl is not None):
+            raise ValueError(
+                "proxy= and ssl= configure the httpx client RestRecognizer opens: with client=, "
+                "give that client its proxy and verify settings instead"
+            )
         self.url = resolve_url("rest", url, region)
+        # With client=, the caller's client decides; nothing is resolved that would go unused.
+        self.network = resolve_network(self.url, proxy, ssl) if client is None else Network()
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.params: dict[str, Any] = dict(params or {})
@@ -93,8 +109,18 @@ class RestRecognizer:
     async def __aenter__(self) -> RestRecognizer:
         """Open one httpx client for the calls of the block (unless ``client`` was given)."""
         if self.client is None and self._owned is None:
-            self._owned = httpx.AsyncClient()
+            self._owned = self._new_client()
         return self
+
+    def _new_client(self) -> httpx.AsyncClient:
+        network = self.network
+        return httpx.AsyncClient(
+            proxy=network.proxy,
+            # httpx's default verification (certifi, or $SSL_CERT_FILE / $SSL_CERT_DIR) unless
+            # ssl= was given; trust_env=False keeps httpx from reading the proxy variables again.
+            verify=network.ssl if network.ssl is not None else httpx.create_ssl_context(),
+            trust_env=False,
+        )
 
     async def __aexit__(
         self,
@@ -135,7 +161,7 @@ class RestRecognizer:
         shared = self.client or self._owned
         if shared is not None:
             return await self._recognize(shared, data, limits)
-        async with httpx.AsyncClient() as client:
+        async with self._new_client() as client:
             return await self._recognize(client, data, limits)
 
     async def _recognize(
@@ -161,18 +187,20 @@ class RestRecognizer:
             "format": data.format,
             "sample_rate": data.sample_rate,
         }
-        async with client.stream(
-            "POST",
-            self.url,
-            params=query,
-            headers={TOKEN_HEADER: check_token(token), "Content-Type": "application/octet-stream"},
-            content=data.data,
-            timeout=self.timeout,
-            # Never carry the token to wherever a redirect points, even on a shared client
-            # built with follow_redirects=True: a 3xx is the answer, classified by its status.
-            follow_redirects=False,
-        ) as streamed:
-            raw = await _read_capped(streamed)
+        headers = {TOKEN_HEADER: check_token(token), "Content-Type": "application/octet-stream"}
+        with self._mapped_errors():
+            async with client.stream(
+                "POST",
+                self.url,
+                params=query,
+                headers=headers,
+                content=data.data,
+                timeout=self.timeout,
+                # Never carry the token to wherever a redirect points, even on a shared client
+                # built with follow_redirects=True: a 3xx is the answer, classified by its status.
+                follow_redirects=False,
+            ) as streamed:
+                raw = await _read_capped(streamed)
         # A whole response again, so that raise_for_status and the extractor can read its body.
         response = httpx.Response(
             streamed.status_code,
@@ -198,6 +226,28 @@ class RestRecognizer:
         if not isinstance(text, str) or not isinstance(task_id, str):
             raise RemoteProtocolError("the REST answer's result and task_id must be strings")
         return text, task_id
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        """A certificate that does not verify, a proxy out of reach or refusing the login, as
+        the WebSocket clients say them (``asr_resilience/_network.py``); the rest unchanged."""
+        try:
+            yield
+        except httpx.ProxyError as exc:
+            # httpx: the proxy answered the CONNECT with an error status (the text names it).
+            kind = "proxy_auth" if str(exc)[:3] in ("401", "407") else "refused"
+            raise TransportError(
+                kind, f"the proxy {self.network.shown} refused the CONNECT: {exc}"
+            ) from exc
+        except httpx.ConnectError as exc:
+            mapped = transport_error(exc, self.network, self.url)
+            if mapped is None and self.network.proxy is not None:
+                mapped = TransportError(
+                    "refused", f"cannot reach the proxy {self.network.shown}: {exc}"
+                )
+            if mapped is None:
+                raise
+            raise mapped from exc
 
 
 async def _read_capped(response: httpx.Response) -> bytes:

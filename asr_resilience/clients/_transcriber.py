@@ -44,6 +44,7 @@ from typing import Any
 
 from .._endpoints import resolve_url
 from .._errors import LocalProtocolError, TransportError
+from .._network import ProxySetting, SslSetting, resolve_network
 from .._secrets import scrub_exception
 from ..protocol import Completed, Failed, State
 from ..protocol._client import MAX_AUDIO_FRAME
@@ -114,7 +115,8 @@ class Transcriber:
     """Real-time transcription as one resumable stream; an async context manager.
 
     The arguments are :class:`~asr_resilience.clients.Recognizer`'s (``url`` / ``region``
-    choose the gateway the same way), plus the audio's
+    choose the gateway the same way; ``proxy`` and ``ssl`` included: every leg connects with
+    them), plus the audio's
     ``sample_rate`` and ``format`` for the start payload. ``params`` go into the start payload
     too (e.g. ``enable_intermediate_result`` for partial events, ``max_sentence_silence``).
 
@@ -161,8 +163,11 @@ class Transcriber:
         deadline: float | None = None,
         max_attempts: int | None = None,
         region: str | None = None,
+        proxy: ProxySetting = True,
+        ssl: SslSetting = None,
     ) -> None:
         self.url = resolve_url("gateway", url, region)
+        self.network = resolve_network(self.url, proxy, ssl)
         self.appkey = resolve_appkey(appkey)
         self.tokens = resolve_tokens(tokens)
         self.policy = resolve_policy(policy)
@@ -296,6 +301,7 @@ class Transcriber:
             self._buffer.start,
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
+            network=self.network,
         )
         leg.attempt = attempt.hold()
         return leg
@@ -677,6 +683,8 @@ class Transcriber:
             open_timeout=self.open_timeout,
             start_timeout=self.start_timeout,
             stop_timeout=self.stop_timeout,
+            proxy=self.network.proxy,
+            ssl=self.network.ssl,
             resume=self.resume if format == "pcm" else False,
             max_buffer_seconds=self.max_buffer_seconds,
             replay_speed=self.replay_speed if realtime else None,

@@ -13,6 +13,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -51,7 +52,11 @@ def _meta_routes() -> MetaRoutes | None:
 
 
 class Simulator:
-    """A fault-injecting NLS gateway on loopback; an async context manager."""
+    """A fault-injecting NLS gateway on loopback; an async context manager.
+
+    ``ssl``: a server-side :class:`ssl.SSLContext` (its certificate chain loaded) to serve TLS
+    on both ports: the URLs are then ``wss://`` and ``https://``.
+    """
 
     def __init__(
         self,
@@ -62,8 +67,10 @@ class Simulator:
         accounts: Iterable[Account] | AccountStore | None = None,
         scenario: ScenarioLike = None,
         config: SimulatorConfig | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl = ssl
         self.port = port
         self.http_port = http_port
         if isinstance(accounts, AccountStore):
@@ -177,6 +184,7 @@ class Simulator:
             open_timeout=None,
             close_timeout=2,
             server_header="nls-simulator",
+            ssl=self.ssl,
             # websockets logs request headers at DEBUG: keep tokens out of them.
             logger=redacting_logger("asr_resilience.simulator.websockets"),
         )
@@ -193,14 +201,15 @@ class Simulator:
             app, access_log=None, handle_signals=False, handler_cancellation=True
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.http_port)
+        site = web.TCPSite(self._runner, self.host, self.http_port, ssl_context=self.ssl)
         await site.start()
         http_port = self._runner.addresses[0][1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.port, self.http_port = port, http_port
-        self.gateway_url = f"ws://{host}:{port}{PATH}"
-        self.meta_url = f"http://{host}:{http_port}/"
-        self.rest_url = f"http://{host}:{http_port}{REST_PATH}"
+        tls = "s" if self.ssl is not None else ""
+        self.gateway_url = f"ws{tls}://{host}:{port}{PATH}"
+        self.meta_url = f"http{tls}://{host}:{http_port}/"
+        self.rest_url = f"http{tls}://{host}:{http_port}{REST_PATH}"
 
     async def stop(self) -> None:
         """Close every connection and stop listening; injected stalls end at once."""

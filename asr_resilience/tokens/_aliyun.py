@@ -21,18 +21,28 @@ and the :class:`~asr_resilience.tokens.TokenManager` around the provider decides
 (it reads ``retryable`` and honours ``retry_after``: no new CreateToken before that time). The
 AccessKey secret and the STS security token never appear in an error's text: they are scrubbed
 from the service's message and registered with the log redaction as soon as they are known.
+
+Network settings follow the clients' (``asr_resilience/_network.py``): ``proxy`` and a CA bundle
+are resolved here and handed to the vendor's client explicitly, with its connect and read
+timeouts; the vendor's client has no total timeout, so the awaited call is bounded here. It
+reads ``HTTP(S)_PROXY`` itself when given no proxy and knows no ``NO_PROXY``
+(docs/protocol.md "Proxies and TLS"), so a provider that must connect directly while such a
+variable is set is refused when it is built rather than sent through that proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib
 import os
+import ssl as ssl_module
 from typing import Any
 from urllib.parse import urlsplit
 
 from .._endpoints import resolve_url, signing_region
 from .._errors import AsrResilienceError
+from .._network import Network, ProxySetting, resolve_network
 from .._secrets import REDACTED, raise_scrubbed, redact_text, register_secret
 from ..observe._stdlib import redacting_logger
 from ._token import Token
@@ -212,6 +222,30 @@ def _parse_endpoint(endpoint: str) -> tuple[str, str]:
     return host, "https"
 
 
+def _vendor_network(
+    url: str, proxy: ProxySetting, ssl: str | os.PathLike[str] | None
+) -> tuple[Network, str | None]:
+    """The resolved proxy for ``url`` and the CA bundle path, as the vendor's client takes them."""
+    if isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(
+            "AliyunTokenProvider takes a CA bundle path for ssl=, not an SSLContext: the "
+            "vendor's client builds its own TLS context from the file"
+        )
+    network = resolve_network(url, proxy, ssl)
+    if network.proxy is None:
+        # darabonba-core reads these itself when given no proxy, and knows no NO_PROXY.
+        https = url.startswith("https:")
+        names = ("HTTPS_PROXY", "https_proxy") if https else ("HTTP_PROXY", "http_proxy")
+        found = [name for name in names if os.environ.get(name)]
+        if found:
+            raise ValueError(
+                f"CreateToken at {url} must be reached directly (proxy=None, or no_proxy), but "
+                f"{found[0]} is set and the vendor's client would use it regardless: unset "
+                f"{' and '.join(names)} for this process, or pass proxy= the proxy to use"
+            )
+    return network, os.fspath(ssl) if ssl is not None else None
+
+
 class AliyunTokenProvider:
     """Fresh NLS tokens from CreateToken, through the vendor's official clients.
 
@@ -237,6 +271,11 @@ class AliyunTokenProvider:
     listing the known ones. The request is signed for ``region`` (else ``$NLS_REGION``, else
     cn-shanghai).
 
+    ``proxy`` is the clients' (True: the environment, with ``no_proxy``; a URL; None: none) and
+    ``ssl`` a CA bundle path for an ``https://`` endpoint. ``connect_timeout`` and
+    ``read_timeout`` (seconds) go to the vendor's client; ``timeout`` bounds a whole awaited
+    CreateToken (None: unbounded). README "Proxies and TLS".
+
     Awaiting the provider (``await provider()``) calls ``create_token_async``; :meth:`sync`
     calls the blocking ``create_token``. Both return a :class:`Token` with ``Token.Id`` as the
     value and ``Token.ExpireTime`` as ``expires_at``, or raise :class:`TokenProviderError`. The
@@ -246,13 +285,17 @@ class AliyunTokenProvider:
 
     __slots__ = (
         "_access_key_id",
+        "_ca",
         "_client_class",
         "_config_class",
         "_credentials",
         "_host",
+        "_network",
         "_protocol",
         "_region",
         "_secrets",
+        "_timeout",
+        "_timeouts",
     )
 
     def __init__(
@@ -264,10 +307,21 @@ class AliyunTokenProvider:
         endpoint: str | None = None,
         security_token: str | None = None,
         credentials: Any = None,
+        proxy: ProxySetting = True,
+        ssl: str | os.PathLike[str] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        timeout: float | None = 15.0,
     ) -> None:
         if region is not None and not region.strip():
             raise ValueError("region must not be empty")
         host, protocol = _parse_endpoint(resolve_url("meta", endpoint, region))
+        network, ca = _vendor_network(f"{protocol}://{host}/", proxy, ssl)
+        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive (seconds), not {value!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive (seconds) or None, not {timeout!r}")
         signed_for = signing_region(region)
         pair = _pair(access_key_id, access_key_secret, security_token)
         if pair is not None and credentials is not None:
@@ -304,6 +358,11 @@ class AliyunTokenProvider:
         self._region = signed_for
         self._host = host
         self._protocol = protocol
+        self._network = network
+        self._ca = ca
+        # The vendor's client counts in milliseconds.
+        self._timeouts = (max(1, round(connect_timeout * 1000)), max(1, round(read_timeout * 1000)))
+        self._timeout = timeout
 
     @property
     def access_key_id(self) -> str | None:
@@ -348,8 +407,21 @@ class AliyunTokenProvider:
         )
         return f"AliyunTokenProvider({who}, region={self._region!r}, url={self.url!r})"
 
+    @property
+    def proxy(self) -> str | None:
+        """The proxy CreateToken goes through (password redacted), or None."""
+        return self._network.shown if self._network.proxy else None
+
     async def __call__(self) -> Token:
-        """A fresh token from ``create_token_async``."""
+        """A fresh token from ``create_token_async``, within ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self._fetch(), self._timeout)
+        except asyncio.TimeoutError:
+            raise TokenProviderError(
+                None, f"no answer from {self.url} within {self._timeout:g} s"
+            ) from None
+
+    async def _fetch(self) -> Token:
         try:
             found = await self._credentials.get_credential_async()
         except Exception as exc:
@@ -362,7 +434,8 @@ class AliyunTokenProvider:
         return self._token(response)
 
     def sync(self) -> Token:
-        """A fresh token from the blocking ``create_token``."""
+        """A fresh token from the blocking ``create_token``, bounded by the connect and read
+        timeouts (a blocking call cannot be cut short; the ``TokenManager``'s waiters are)."""
         try:
             found = self._credentials.get_credential()
         except Exception as exc:
@@ -412,6 +485,11 @@ class AliyunTokenProvider:
                 endpoint=self._host,
                 protocol=self._protocol,
                 region_id=self._region,
+                http_proxy=self._network.proxy,
+                https_proxy=self._network.proxy,
+                ca=self._ca,
+                connect_timeout=self._timeouts[0],
+                read_timeout=self._timeouts[1],
             )
         )
 
