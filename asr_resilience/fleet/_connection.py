@@ -450,7 +450,7 @@ class _ClusterPipeline:
         source = self._sources.get(sha)
         if source is None:  # not one of the fleet's scripts: as redis-py would (it refuses)
             return self._pipe.evalsha(sha, numkeys, *keys_and_args)
-        self._pipe.eval(source, numkeys, *keys_and_args)
+        self._pipe.execute_command("EVAL", source, numkeys, *keys_and_args)
         return self
 
     def __getattr__(self, name: str) -> Any:
