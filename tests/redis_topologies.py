@@ -90,6 +90,11 @@ class _Process:
             raise AssertionError(f"redis-server on {self.port} exited ({self._process.returncode})")
         return fs._ping(f"redis://127.0.0.1:{self.port}/0")
 
+    def ensure_running(self) -> None:
+        """Start it if it was killed."""
+        if self._process is None:
+            self.start()
+
     def kill(self) -> None:
         """SIGKILL: nothing is saved, as when a machine dies."""
         process, self._process = self._process, None
@@ -168,6 +173,12 @@ class ClusterServers:
     def restart(self, port: int) -> None:
         """Start a killed node again (it rejoins from its nodes.conf) and wait for the cluster."""
         self.nodes[port].start()
+        self.wait_ok()
+
+    def ensure_running(self) -> None:
+        """Start every killed node again and wait for the cluster (after a failed test)."""
+        for node in self.nodes.values():
+            node.ensure_running()
         self.wait_ok()
 
     def run_on_every_node(self, *command: str) -> None:

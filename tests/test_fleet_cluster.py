@@ -18,7 +18,7 @@ from . import fleet_support as fs
 
 fs.require_redis_py()
 
-from redis.cluster import key_slot  # noqa: E402
+from redis.cluster import RedisCluster, key_slot  # noqa: E402
 
 from asr_resilience.fleet import (  # noqa: E402
     FleetConnection,
@@ -116,3 +116,89 @@ def test_quota_holds_across_workers_on_the_cluster(
         for limiter in workers:
             limiter.close()
         other.close()
+
+
+def test_scripts_are_loaded_again_after_every_node_forgets_them(
+    connection: FleetConnection, redis_cluster: ClusterServers, prefix: str
+) -> None:
+    """SCRIPT FLUSH on every master: single scripts reload (NOSCRIPT), pipelined ones send EVAL."""
+    limiter = FleetLimiter(connection, f"{prefix}limiter:{{acct}}", quota=2, lease_ttl=5)
+    try:
+        for _ in range(2):
+            redis_cluster.run_on_every_node("SCRIPT", "FLUSH")
+            permits = [limiter.acquire_sync(timeout=5) for _ in range(2)]  # ACQUIRE by hash
+            assert all(p is not None for p in permits)
+            for permit in permits:
+                assert permit is not None
+                permit.release("success")  # RELEASE in a pipeline
+            fs.wait_until(lambda: limiter.fleet_stats()["in_flight"] == 0, what="releases")
+        assert connection.outages == 0
+    finally:
+        limiter.close()
+
+
+def test_token_is_shared_through_the_cluster(connection: FleetConnection, prefix: str) -> None:
+    """Two workers on the cluster: one provider call; the failed token is dropped fleet-wide."""
+    provider = fs_provider()
+    first, second = (
+        RedisTokenCache(provider, connection=connection, key_prefix=prefix, name="tok")
+        for _ in range(2)
+    )
+    value = first.get_sync()
+    assert second.get_sync() == value
+    assert provider.calls == 1
+    second.invalidate(value)
+    renewed = second.get_sync()
+    assert renewed != value
+    first.invalidate(value)
+    assert first.get_sync() == renewed  # the stale worker adopts the new token, no third call
+    assert provider.calls == 2
+    assert connection.outages == 0
+
+
+def test_unreachable_cluster_at_start_falls_back_to_local_slots(events: list[str]) -> None:
+    """No node answers when the connection is made: no exception, calls get local slots."""
+    url = f"redis+cluster://127.0.0.1:{fs.free_port()}"
+    connection = FleetConnection.from_url(url, probe_interval=0.05)
+    limiter = FleetLimiter(connection, "asr-test:none:limiter:{acct}", quota=8, fallback_share=0.25)
+    try:
+        assert not connection.healthy
+        assert connection.client is None
+        permits = [limiter.acquire_sync(timeout=1) for _ in range(2)]
+        assert all(p is not None for p in permits)
+        assert limiter.acquire_sync(timeout=0.05) is None  # ceil(8 * 0.25) local slots
+        assert events.count("asr_resilience.fleet_unavailable") == 1
+        for permit in permits:
+            assert permit is not None
+            permit.release("success")
+    finally:
+        limiter.close()
+        connection.close()
+
+
+def test_a_cluster_that_comes_up_later_is_used(
+    redis_cluster: ClusterServers, events: list[str], prefix: str
+) -> None:
+    """A connection made while the cluster was down connects once the probe reaches a node."""
+    calls: list[int] = []
+
+    def connect() -> Any:
+        calls.append(1)
+        if len(calls) < 3:  # the cluster is not there yet on the first tries
+            raise ConnectionRefusedError("not yet")
+        port = next(iter(redis_cluster.nodes))
+        return RedisCluster(host="127.0.0.1", port=port, decode_responses=True)
+
+    connection = FleetConnection(None, probe_interval=0.02, connect=connect, label="cluster:test")
+    try:
+        fs.wait_until(lambda: connection.healthy, what="the probe to connect")
+        limiter = FleetLimiter(connection, f"{prefix}limiter:{{acct}}", quota=1)
+        try:
+            permit = limiter.acquire_sync(timeout=5)
+            assert permit is not None and limiter.fleet_stats()["in_flight"] == 1
+            permit.release("success")
+        finally:
+            limiter.close()
+        assert events.count("asr_resilience.fleet_recovered") == 1
+    finally:
+        connection.close()

@@ -108,14 +108,17 @@ def test_gateway_never_sees_more_than_the_quota_around_a_cluster_node_restart(
     # The cluster is the session's own and dies with it: a unique prefix needs no cleanup.
     key_prefix = f"asr-test:{uuid.uuid4().hex}:"
     node = redis_cluster.owner(f"{key_prefix}limiter:{{{APPKEY}}}:leases")
-    _outage(
-        sim,
-        redis_cluster.url,
-        key_prefix,
-        tmp_path,
-        lambda: redis_cluster.kill(node),
-        lambda: redis_cluster.restart(node),
-    )
+    try:
+        _outage(
+            sim,
+            redis_cluster.url,
+            key_prefix,
+            tmp_path,
+            lambda: redis_cluster.kill(node),
+            lambda: redis_cluster.restart(node),
+        )
+    finally:
+        redis_cluster.ensure_running()  # for the session's other tests, whatever happened
 
 
 def _outage(
