@@ -1,5 +1,6 @@
 """Shared fixtures: every test starts with fresh scopes (budgets, breakers, limiters) and no
-held-back repeated warnings; a Redis Cluster and a Sentinel for the session, started on first use."""
+held-back repeated warnings; a Redis Cluster and a Sentinel for the session, started on first
+use."""
 
 from __future__ import annotations
 

@@ -35,9 +35,7 @@ def missing_binaries() -> str | None:
 def _client(port: int) -> Any:
     import redis
 
-    return redis.Redis(
-        host="127.0.0.1", port=port, socket_timeout=1.0, socket_connect_timeout=1.0
-    )
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
 def _info(port: int, section: str) -> dict[str, str]:
@@ -154,7 +152,7 @@ class ClusterServers:
 
     def owner(self, key: str) -> int:
         """The port of the master that serves ``key``'s slot."""
-        from redis.cluster import key_slot
+        from redis.crc import key_slot
 
         slot = key_slot(key.encode())
         client = _client(next(iter(self.nodes)))
@@ -228,7 +226,7 @@ class SentinelServers:
         def watching() -> bool:
             client = _client(self.sentinel.port)
             try:
-                address = client.execute_command("SENTINEL", "get-master-addr-by-name", self.SERVICE)
+                address = client.sentinel_get_master_addr_by_name(self.SERVICE)
             except Exception:
                 return False
             finally:

@@ -73,7 +73,8 @@ def test_malformed_url_is_one_line_without_the_password(url: str, says: str) -> 
         parse_redis_url(url)
     message = str(info.value)
     assert says in message
-    assert "hunter2" not in message and "\n" not in message
+    assert "hunter2" not in message
+    assert "\n" not in message
     assert isinstance(info.value, ValueError)
 
 
@@ -106,7 +107,7 @@ def test_connection_from_a_malformed_url_raises_before_any_io() -> None:
 
 
 def test_keys_without_one_hash_tag_are_refused() -> None:
-    """A limiter key or token prefix whose keys could land in different cluster slots: ValueError."""
+    """A limiter key or token prefix whose keys could land in two cluster slots: ValueError."""
     fs.require_redis_py()
     from asr_resilience.fleet import FleetConnection, FleetLimiter, RedisTokenStore
 
