@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,26 @@ def _free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (the port + 10000, as every Redis version has it) is
+    free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = fs.free_port()
+        if port not in ports and port + 10000 < 65536 and _bindable(port + 10000):
+            ports.append(port)
+    return ports
+
+
 class _Process:
     """One ``redis-server`` subprocess with its arguments, to kill and start again."""
 
@@ -105,12 +126,10 @@ class ClusterServers:
     """Three masters, no replicas, every slot assigned by ``redis-cli --cluster create``."""
 
     def __init__(self, workdir: Path) -> None:
-        ports = _free_ports(6)  # a node's port and its cluster bus port
         self.nodes: dict[int, _Process] = {}
-        for port, bus in zip(ports[:3], ports[3:], strict=True):
+        for port in _cluster_ports(3):
             args = [
                 "--port", str(port),
-                "--cluster-port", str(bus),
                 "--bind", "127.0.0.1",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", "nodes.conf",
