@@ -132,6 +132,9 @@ def _outage(
     """The run: calls on the fleet, ``kill`` mid-run, calls on the local shares, ``restart``,
     calls on the fleet again; the gateway's count of sessions judges every phase."""
     policy = _policy_file(tmp_path, url, key_prefix)
+    # From before the first worker starts: one may finish calls while the other still spawns.
+    phases = Phases(sim)
+    p = phases
     ready = [fs.CONTEXT.Event() for _ in range(WORKERS)]
     stop = fs.CONTEXT.Event()
     results: Any = fs.CONTEXT.Queue()
@@ -166,12 +169,9 @@ def _outage(
 
         return check
 
-    phases: Phases | None = None
     tallies: dict[str, Any] = {}
     try:
         fs.wait_until(running(lambda: all(e.is_set() for e in ready)), WAIT, "workers ready")
-        phases = Phases(sim)
-        p = phases
         fs.wait_until(
             running(lambda: p.completed() >= EVIDENCE and all(field(fs.PROGRESS_ADMITTING))),
             WAIT,
@@ -210,7 +210,6 @@ def _outage(
                 break
             tallies[name] = {**tally, "failures": failures}
         fs.join_all(workers, timeout=WAIT)
-    assert phases is not None
     phases.end("stopping")  # the calls under way when the workers were told to stop
     seen = phases.seen
     print(f"\nper phase: {seen}\nper worker: {tallies}")
