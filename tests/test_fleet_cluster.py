@@ -28,6 +28,7 @@ from asr_resilience.fleet import (  # noqa: E402
 )
 from asr_resilience.policy._model import FleetSettings  # noqa: E402
 
+from .helpers import CountingProvider  # noqa: E402
 from .redis_topologies import ClusterServers  # noqa: E402
 
 events = pytest.fixture(fs.events)
@@ -62,7 +63,8 @@ def test_each_components_keys_share_one_slot(connection: FleetConnection, prefix
     """A scope's five limiter keys, and a token with its lock, each hash to one cluster slot."""
     settings = FleetSettings(key_prefix=prefix, quota=2)
     limiter = FleetLimiter.from_settings(settings, "appkey-1", connection=connection)
-    cache = RedisTokenCache(fs_provider(), connection=connection, key_prefix=prefix, name="tok")
+    provider = CountingProvider()
+    cache = RedisTokenCache(provider, connection=connection, key_prefix=prefix, name="tok")
     try:
         assert len(_slots(limiter._keys)) == 1
         assert limiter.key == f"{prefix}limiter:{{appkey-1}}"
@@ -70,13 +72,6 @@ def test_each_components_keys_share_one_slot(connection: FleetConnection, prefix
         assert cache.key == f"{prefix}token:{{tok}}"
     finally:
         limiter.close()
-
-
-def fs_provider() -> Any:
-    """A provider that counts its calls in the process (the cluster holds the token)."""
-    from .helpers import CountingProvider
-
-    return CountingProvider(expires_at=None)
 
 
 def test_quota_holds_across_workers_on_the_cluster(
@@ -140,7 +135,7 @@ def test_scripts_are_loaded_again_after_every_node_forgets_them(
 
 def test_token_is_shared_through_the_cluster(connection: FleetConnection, prefix: str) -> None:
     """Two workers on the cluster: one provider call; the failed token is dropped fleet-wide."""
-    provider = fs_provider()
+    provider = CountingProvider()
     first, second = (
         RedisTokenCache(provider, connection=connection, key_prefix=prefix, name="tok")
         for _ in range(2)
