@@ -215,47 +215,78 @@ class ClusterServers:
 
 
 class SentinelServers:
-    """One master and one ``redis-server --sentinel`` watching it as service ``fleet``."""
+    """A master (and, with ``replica=True``, its replica) watched by one ``redis-server
+    --sentinel`` as service ``fleet`` (quorum 1: the one sentinel decides a failover)."""
 
     SERVICE = "fleet"
 
-    def __init__(self, workdir: Path) -> None:
-        master_port, sentinel_port = _free_ports(2)
-        self.master = _Process(
-            ["--port", str(master_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            master_port,
-            workdir / "master",
-        )
+    def __init__(self, workdir: Path, *, replica: bool = False) -> None:
+        master_port, replica_port, sentinel_port = _free_ports(3)
+        plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.master = _Process(["--port", str(master_port), *plain], master_port, workdir / "m")
+        self.replica: _Process | None = None
+        if replica:
+            self.replica = _Process(
+                ["--port", str(replica_port), *plain, "--replicaof", "127.0.0.1", str(master_port)],
+                replica_port,
+                workdir / "r",
+            )
         config = workdir / "sentinel" / "sentinel.conf"  # Sentinel rewrites its config file
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(
             f"port {sentinel_port}\nbind 127.0.0.1\n"
             f"sentinel monitor {self.SERVICE} 127.0.0.1 {master_port} 1\n"
-            f"sentinel down-after-milliseconds {self.SERVICE} {NODE_TIMEOUT_MS}\n",
+            f"sentinel down-after-milliseconds {self.SERVICE} {NODE_TIMEOUT_MS}\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n",
             encoding="utf-8",
         )
         self.sentinel = _Process([str(config), "--sentinel"], sentinel_port, config.parent)
         self.url = f"redis+sentinel://127.0.0.1:{sentinel_port}/{self.SERVICE}/0"
 
     def start(self) -> None:
-        """Start the master and the sentinel; wait until the sentinel names the master."""
-        self.master.start()
-        self.sentinel.start()
+        """Start every server; wait until the sentinel names the master (and knows the replica
+        in sync)."""
+        for process in (self.master, self.replica, self.sentinel):
+            if process is not None:
+                process.start()
+        fs.wait_until(
+            lambda: self.master_port() == self.master.port,
+            timeout=WAIT,
+            what="the sentinel to watch the master",
+        )
+        if self.replica is not None:
+            fs.wait_until(self._replica_ready, timeout=WAIT, what="the sentinel to see a replica")
 
-        def watching() -> bool:
-            client = _client(self.sentinel.port)
-            try:
-                address = client.sentinel_get_master_addr_by_name(self.SERVICE)
-            except Exception:
-                return False
-            finally:
-                client.close()
-            return bool(address) and int(address[1]) == self.master.port
+    def _ask(self, *command: str) -> Any:
+        client = _client(self.sentinel.port)
+        try:
+            return client.execute_command(*command)
+        except Exception:
+            return None
+        finally:
+            client.close()
 
-        fs.wait_until(watching, timeout=WAIT, what="the sentinel to watch the master")
+    def master_port(self) -> int | None:
+        """The master's port as the sentinel names it now."""
+        address = self._ask("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        return int(address[1]) if address else None
+
+    def _replica_ready(self) -> bool:
+        replicas = self._ask("SENTINEL", "REPLICAS", self.SERVICE) or []
+        for replica in replicas:
+            fields = replica if isinstance(replica, dict) else dict(zip(*[iter(replica)] * 2, strict=True))
+            fields = {_text(k): _text(v) for k, v in fields.items()}
+            if fields.get("flags") == "slave" and fields.get("master-link-status") == "ok":
+                return True
+        return False
 
     def stop(self) -> None:
-        """Kill both."""
-        for process in (self.sentinel, self.master):
-            with contextlib.suppress(Exception):
-                process.kill()
+        """Kill every server."""
+        for process in (self.sentinel, self.replica, self.master):
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    process.kill()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

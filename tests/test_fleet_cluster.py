@@ -47,12 +47,10 @@ def prefix(connection: FleetConnection) -> Iterator[str]:
     """A key prefix of the test's own; its keys are deleted from every master afterwards."""
     value = f"asr-test:{uuid.uuid4().hex}:"
     yield value
-    client = connection.client
-    if client is not None and connection.healthy:
-        for node in client.get_primaries():
-            keys = list(node.redis_connection.scan_iter(match=f"{value}*", count=500))
-            if keys:
-                node.redis_connection.delete(*keys)
+    if connection.healthy:  # redis-py scans every node, and splits DEL by slot
+        keys = list(connection.client.scan_iter(match=f"{value}*", count=500))
+        if keys:
+            connection.client.delete(*keys)
 
 
 def _slots(keys: list[str]) -> set[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,37 @@ def test_master_restart_is_an_outage_the_fleet_recovers_from(
         limiter.close()
         redis_sentinel.master.ensure_running()  # for the session's other tests
         fs.delete_prefix(f"redis://127.0.0.1:{redis_sentinel.master.port}/0", prefix)
+
+
+def test_failover_to_the_replica_is_an_outage_the_fleet_recovers_from(
+    tmp_path: Path, events: list[str]
+) -> None:
+    """The master killed, the sentinel promotes its replica: the fleet is back on the new master
+    with every call still in flight counted there."""
+    servers = SentinelServers(tmp_path, replica=True)
+    servers.start()
+    assert servers.replica is not None
+    connection = FleetConnection.from_url(servers.url, probe_interval=0.05)
+    key = f"asr-test:{uuid.uuid4().hex}:limiter:{{acct}}"
+    limiter = FleetLimiter(connection, key, quota=2, lease_ttl=5, fallback_share=1.0)
+    try:
+        held = limiter.acquire_sync(timeout=5)
+        assert held is not None
+        servers.master.kill()
+        local = limiter.acquire_sync(timeout=5)  # Redis gone: a local slot
+        assert local is not None
+        fs.wait_until(
+            lambda: servers.master_port() == servers.replica.port,  # type: ignore[union-attr]
+            timeout=30,
+            what="the sentinel to promote the replica",
+        )
+        fs.wait_until(lambda: limiter.stats()["admitting"] == 1, timeout=30, what="fleet again")
+        assert limiter.fleet_stats()["in_flight"] == 2  # both calls are leases on the new master
+        assert events.count("asr_resilience.fleet_recovered") >= 1
+        held.release("success")
+        local.release("success")
+        fs.wait_until(lambda: limiter.fleet_stats()["in_flight"] == 0, what="leases back")
+    finally:
+        limiter.close()
+        connection.close()
+        servers.stop()
