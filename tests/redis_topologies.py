@@ -274,8 +274,10 @@ class SentinelServers:
     def _replica_ready(self) -> bool:
         replicas = self._ask("SENTINEL", "REPLICAS", self.SERVICE) or []
         for replica in replicas:
-            fields = replica if isinstance(replica, dict) else dict(zip(*[iter(replica)] * 2, strict=True))
-            fields = {_text(k): _text(v) for k, v in fields.items()}
+            if not isinstance(replica, dict):  # a flat name, value, ... list
+                pairs = iter(replica)
+                replica = dict(zip(pairs, pairs, strict=True))
+            fields = {_text(k): _text(v) for k, v in replica.items()}
             if fields.get("flags") == "slave" and fields.get("master-link-status") == "ok":
                 return True
         return False
