@@ -112,7 +112,8 @@ def hash_tag(key: str) -> str | None:
     """The part of ``key`` Redis Cluster hashes, if not the whole key (Redis's own rule).
 
     The first ``{`` and the first ``}`` after it enclose the tag; with nothing between them, or
-    no ``}``, the whole key is hashed.
+    no ``}``, the whole key is hashed (docs/architecture.md "Local and fleet", after the Redis
+    cluster specification).
     """
     start = key.find("{")
     if start < 0:
