@@ -1,7 +1,8 @@
 """The account's quota holds around a Redis outage, judged by the gateway's count of sessions.
 
 Two worker processes call a simulated gateway through the library's own ``Recognizer`` with a
-fleet policy (quota 4, a private redis-server). Redis is killed mid-run and started again. The
+fleet policy (quota 4, a private redis-server, or the Redis Cluster of the session). Redis (the
+cluster node that serves the scope's slot) is killed mid-run and started again. The
 judge is the simulator: its count of the account's concurrent sessions (per phase, from
 ``SimulatorStats.take_peak``) and its 40000005 answers -- a quota the workers overran between
 them. ``fallback_share: 0.5`` gives each of the two workers ceil(4 * 0.5) = 2 local slots, so
@@ -11,7 +12,7 @@ the outage may use the whole quota but never more.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from asr_resilience.simulator import Account, SimulatorConfig, SimulatorThread
 
 from . import fleet_support as fs
 from .audio_fixtures import speech_like
+from .redis_topologies import ClusterServers
 
 fs.require_redis_py()
 
@@ -95,7 +97,44 @@ def test_gateway_never_sees_more_than_the_quota_around_a_redis_outage(
 ) -> None:
     """Two workers, quota 4, Redis killed and restarted: never a 5th session nor a 40000005."""
     # The server is this test's own and dies with it: a unique prefix needs no cleanup.
-    policy = _policy_file(tmp_path, private_redis.url, f"asr-test:{uuid.uuid4().hex}:")
+    key_prefix = f"asr-test:{uuid.uuid4().hex}:"
+    _outage(sim, private_redis.url, key_prefix, tmp_path, private_redis.kill, private_redis.start)
+
+
+def test_gateway_never_sees_more_than_the_quota_around_a_cluster_node_restart(
+    sim: SimulatorThread, redis_cluster: ClusterServers, tmp_path: Path
+) -> None:
+    """On a 3-master cluster, the node of the scope's slot killed and restarted: quota holds."""
+    # The cluster is the session's own and dies with it: a unique prefix needs no cleanup.
+    key_prefix = f"asr-test:{uuid.uuid4().hex}:"
+    node = redis_cluster.owner(f"{key_prefix}limiter:{{{APPKEY}}}:leases")
+    try:
+        _outage(
+            sim,
+            redis_cluster.url,
+            key_prefix,
+            tmp_path,
+            lambda: redis_cluster.kill(node),
+            lambda: redis_cluster.restart(node),
+        )
+    finally:
+        redis_cluster.ensure_running()  # for the session's other tests, whatever happened
+
+
+def _outage(
+    sim: SimulatorThread,
+    url: str,
+    key_prefix: str,
+    tmp_path: Path,
+    kill: Callable[[], None],
+    restart: Callable[[], None],
+) -> None:
+    """The run: calls on the fleet, ``kill`` mid-run, calls on the local shares, ``restart``,
+    calls on the fleet again; the gateway's count of sessions judges every phase."""
+    policy = _policy_file(tmp_path, url, key_prefix)
+    # From before the first worker starts: one may finish calls while the other still spawns.
+    phases = Phases(sim)
+    p = phases
     ready = [fs.CONTEXT.Event() for _ in range(WORKERS)]
     stop = fs.CONTEXT.Event()
     results: Any = fs.CONTEXT.Queue()
@@ -130,12 +169,9 @@ def test_gateway_never_sees_more_than_the_quota_around_a_redis_outage(
 
         return check
 
-    phases: Phases | None = None
     tallies: dict[str, Any] = {}
     try:
         fs.wait_until(running(lambda: all(e.is_set() for e in ready)), WAIT, "workers ready")
-        phases = Phases(sim)
-        p = phases
         fs.wait_until(
             running(lambda: p.completed() >= EVIDENCE and all(field(fs.PROGRESS_ADMITTING))),
             WAIT,
@@ -143,7 +179,7 @@ def test_gateway_never_sees_more_than_the_quota_around_a_redis_outage(
         )
         phases.end("fleet")
 
-        private_redis.kill()
+        kill()
         local = sum(field(fs.PROGRESS_LOCAL))
         fs.wait_until(
             running(lambda: not any(field(fs.PROGRESS_ADMITTING))), WAIT, "both workers local"
@@ -157,7 +193,7 @@ def test_gateway_never_sees_more_than_the_quota_around_a_redis_outage(
         )
         phases.end("outage")
 
-        private_redis.start()
+        restart()
         fs.wait_until(
             running(lambda: all(field(fs.PROGRESS_ADMITTING))), WAIT, "both workers on the fleet"
         )
@@ -174,7 +210,6 @@ def test_gateway_never_sees_more_than_the_quota_around_a_redis_outage(
                 break
             tallies[name] = {**tally, "failures": failures}
         fs.join_all(workers, timeout=WAIT)
-    assert phases is not None
     phases.end("stopping")  # the calls under way when the workers were told to stop
     seen = phases.seen
     print(f"\nper phase: {seen}\nper worker: {tallies}")

@@ -103,12 +103,18 @@ async def run(gateway: str, token: str, url: str, audio: bytes) -> dict[str, Any
 
 
 def _cleanup(url: str, prefix: str) -> None:
-    import redis
+    """Delete the demo's keys (SCAN + DEL: on a cluster, redis-py scans every node)."""
+    from ..fleet import FleetConnection, FleetUnavailable
 
-    client = redis.Redis.from_url(url)
-    try:
+    def delete(client: Any) -> None:
         keys = list(client.scan_iter(match=f"{prefix}*", count=500))
         if keys:
             client.delete(*keys)
+
+    connection = FleetConnection.from_url(url)
+    try:
+        connection.run(delete)
+    except FleetUnavailable:
+        pass  # every key the demo wrote has a TTL or was released
     finally:
-        client.close()
+        connection.close()

@@ -7,6 +7,7 @@ with ``fleet.enabled`` finds it (the limits layer never imports the fleet).
 """
 
 from .._extras import requires_extra
+from .._redis_url import RedisUrlError
 from ..limits._backends import register_limiter_backend
 
 with requires_extra("asr_resilience.fleet (RedisTokenCache, the fleet limiter)"):
@@ -33,6 +34,7 @@ __all__ = [
     "FleetUnavailable",
     "RedisTokenCache",
     "RedisTokenStore",
+    "RedisUrlError",
     "close_shared_connections",
     "resolve_url",
     "shared_connection",

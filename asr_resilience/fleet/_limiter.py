@@ -103,6 +103,7 @@ from ._connection import (
     FleetUnavailable,
     resolve_url,
     shared_connection,
+    slot_keys,
 )
 
 __all__ = ["DEFAULT_WAITER_TTL", "FleetLimiter", "FleetPermit"]
@@ -192,7 +193,10 @@ class FleetLimiter:
             raise ValueError(f"recovery_grace must be >= 0 seconds, not {recovery_grace!r}")
         self._connection = connection
         self.key = key
-        self._keys = [f"{key}:{part}" for part in ("leases", "queue", "seen", "ticket", "state")]
+        # One hash tag for all: the scripts touch several keys at once (one slot on a cluster).
+        self._keys = slot_keys(
+            key, ("leases", "queue", "seen", "ticket", "state"), what="the limiter key"
+        )
         self._quota = quota
         self._initial = min(max_limit, max(min_limit, initial))
         self._min = min_limit

@@ -11,7 +11,7 @@ the fractional part of an adaptive limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from redis.commands.core import Script
@@ -322,3 +322,8 @@ class Scripts:
             unlock=client.register_script(UNLOCK),
             invalidate_token=client.register_script(INVALIDATE_TOKEN),
         )
+
+    def sources(self) -> dict[str, str]:
+        """Each script's text by its SHA (a cluster pipeline sends the text, see _connection)."""
+        scripts = [getattr(self, field.name) for field in fields(self)]
+        return {script.sha: str(script.script) for script in scripts}

@@ -48,7 +48,13 @@ from ..policy._model import Backoff, FleetSettings
 from ..tokens._manager import DEFAULT_FAILURE_COOLDOWN, DEFAULT_PROVIDER_BACKOFF, TokenManager
 from ..tokens._store import Claim
 from ..tokens._token import Provider, Token
-from ._connection import FleetConnection, FleetUnavailable, resolve_url, shared_connection
+from ._connection import (
+    FleetConnection,
+    FleetUnavailable,
+    resolve_url,
+    shared_connection,
+    slot_keys,
+)
 
 __all__ = ["DEFAULT_LOCK_TTL", "RedisTokenCache", "RedisTokenStore"]
 
@@ -95,7 +101,8 @@ class RedisTokenStore:
             raise ValueError(f"wait_timeout must be >= 0 seconds, not {wait_timeout!r}")
         self._connection = connection
         self._key = f"{key_prefix}token:{{{_store_name(None, name)}}}"
-        self._lock_key = f"{self._key}:lock"
+        # Token and lock in one slot: the scripts read and write both (Redis Cluster).
+        (self._lock_key,) = slot_keys(self._key, ("lock",), what="the token key")
         self._lock_ttl = lock_ttl
         self._wait_timeout = lock_ttl * 1.5 if wait_timeout is None else wait_timeout
         self._lock = threading.Lock()

@@ -13,10 +13,12 @@ string (``90m``), regular expressions and ``extends`` chains remain ``policy che
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields, is_dataclass
 from typing import Any
 
 from .._durations import format_duration
+from .._redis_url import REDIS_SCHEMES
 from ._bounds import (
     MAX_ATTEMPTS,
     MAX_BACKOFF,
@@ -45,7 +47,7 @@ from ._model import (
     Unknown,
 )
 from ._rule_checks import BACKOFF_KEYS, MATCH_KEYS, RULE_KEYS
-from ._schema import _ENV_NAME, FLEET_KEYS, REDIS_SCHEMES, TOP_KEYS
+from ._schema import _ENV_NAME, FLEET_KEYS, TOP_KEYS
 
 SCHEMA_ID = "https://asr-resilience.invalid/policy.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -216,9 +218,10 @@ SECTIONS: dict[str, tuple[str, object, dict[str, _Field]]] = {
         {
             "enabled": ("Whether the fleet backend is used.", BOOLEAN, True),
             "redis_url": (
-                "The Redis URL; wins over `redis_url_env` (a password belongs in the "
-                "environment instead).",
-                {"type": "string", "pattern": "^(" + "|".join(REDIS_SCHEMES) + ")"},
+                "The Redis URL (a server, `redis+cluster://host:port,...` or "
+                "`redis+sentinel://host:port,.../service_name[/db]`); wins over `redis_url_env` "
+                "(a password belongs in the environment instead).",
+                {"type": "string", "pattern": "^(" + "|".join(map(re.escape, REDIS_SCHEMES)) + ")"},
                 "redis://localhost:6379/0",
             ),
             "redis_url_env": (

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from .._errors import PolicyIssue
+from .._redis_url import RedisUrlError, parse_redis_url
 from ._bounds import (
     MAX_ATTEMPTS,
     MAX_CONCURRENCY,
@@ -75,7 +76,6 @@ FLEET_KEYS = (
     "min",
     "max",
 )
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -277,9 +277,11 @@ class Validator(RuleChecks):
 
     def _redis_url(self, loc: Located, field: str) -> str:
         url = self.text(loc, field)
-        if not url.startswith(REDIS_SCHEMES):
-            # Never echo the value: a Redis URL may carry a password.
-            raise self.fail(loc, field, f"expected a URL starting with {', '.join(REDIS_SCHEMES)}")
+        try:
+            parse_redis_url(url)
+        except RedisUrlError as exc:
+            # Never echo the value (the message does not): a Redis URL may carry a password.
+            raise self.fail(loc, field, str(exc)) from None
         return url
 
     def _env_name(self, loc: Located, field: str) -> str:
