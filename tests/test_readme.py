@@ -16,7 +16,8 @@ The rules (for whoever adds a block to the README):
   needs is created by the block itself.
 - **python blocks** run as ``python example.py`` in an empty temporary directory and must exit
   0. A block that defines ``test_*`` functions is a test file: it runs under ``pytest`` (the
-  installed plugin gives it ``nls_gateway``), and every test in it must pass.
+  installed plugin gives it ``nls_gateway``; asyncio mode auto; a connection a test leaves open
+  is an error), and every test in it must pass.
 - **console blocks** run in one ``bash`` session in an empty temporary directory, with this
   interpreter's ``bin`` first on ``PATH`` (``asr-resilience``, ``python``). A line starting with
   ``$ `` is a command (a heredoc, ``<<'EOF'``, continues it up to its terminator); the lines up
@@ -49,6 +50,11 @@ FENCE = re.compile(r"^```(\S*)\s*$")
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(\S.*?)\s*-->$")
 HEREDOC = re.compile(r"<<-?\s*'?\"?(\w+)'?\"?")
 WILDCARD = re.compile(r"\.\.\.|…")
+TEST_INI = """[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+filterwarnings = error::asr_resilience.pytest_plugin.LeakedConnectionWarning
+"""
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,8 @@ class Block:
     not_run: str | None
     """The reason given by a ``not-run`` marker, or None."""
 
-    @property
     def id(self) -> str:
+        """The test id: language and line, e.g. ``python-L226``."""
         return f"{self.language}-L{self.line}"
 
 
@@ -111,14 +117,14 @@ def service_env(nls_gateway: SimulatorThread) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("block", [b for b in TO_RUN if b.language == "python"], ids=Block.id.fget)
+@pytest.mark.parametrize("block", [b for b in TO_RUN if b.language == "python"], ids=Block.id)
 def test_python_block_runs(block: Block, tmp_path: Path, service_env: dict[str, str]) -> None:
     """The python block runs to exit 0 (a block of tests: they all pass under pytest)."""
     is_test = re.search(r"^(async )?def test_", block.text, re.MULTILINE) is not None
     script = tmp_path / ("test_example.py" if is_test else "example.py")
     script.write_text(block.text, encoding="utf-8")
     if is_test:
-        (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        (tmp_path / "pytest.ini").write_text(TEST_INI, encoding="utf-8")
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", script.name]
     else:
         command = [sys.executable, script.name]
@@ -126,7 +132,6 @@ def test_python_block_runs(block: Block, tmp_path: Path, service_env: dict[str, 
         command, cwd=tmp_path, env=service_env, capture_output=True, text=True, timeout=TIMEOUT
     )
     assert run.returncode == 0, f"README.md:{block.line}\n{run.stdout}\n{run.stderr}"
-    print(run.stdout)
 
 
 @dataclass
@@ -184,9 +189,7 @@ def shown_output_appears(shown: list[str], actual: list[str]) -> str | None:
 MARK = "@@readme-command-status"
 
 
-@pytest.mark.parametrize(
-    "block", [b for b in TO_RUN if b.language == "console"], ids=Block.id.fget
-)
+@pytest.mark.parametrize("block", [b for b in TO_RUN if b.language == "console"], ids=Block.id)
 def test_console_block_runs(block: Block, tmp_path: Path, service_env: dict[str, str]) -> None:
     """Each command exits 0 (or as the following ``echo $?`` shows) and prints what is shown."""
     cmds = commands(block)
@@ -228,7 +231,7 @@ def test_every_runnable_block_is_collected() -> None:
     assert len(marked) <= 4, [f"README.md:{b.line}" for b in marked]
     assert all(b.language in RUNNABLE for b in ALL if b.not_run is not None)
     markers = re.findall(r"<!--\s*not-run\b", text)
-    assert len(markers) == len(marked), "a not-run marker that stands before no python/console block"
+    assert len(markers) == len(marked), "a not-run marker before no python/console block"
     # Indented fences (inside a list) or other spellings would escape the collector.
     assert not re.search(r"^[ \t]+```(python|console|py|pycon)\b", text, re.MULTILINE)
     assert not re.search(r"^```(py|python3|pycon|shell-session)\s*$", text, re.MULTILINE)
