@@ -230,7 +230,7 @@ def test_every_runnable_block_is_collected() -> None:
     assert len(fences) == len(TO_RUN) + len(marked)
     assert len(marked) <= 4, [f"README.md:{b.line}" for b in marked]
     assert all(b.language in RUNNABLE for b in ALL if b.not_run is not None)
-    markers = re.findall(r"<!--\s*not-run\b", text)
+    markers = re.findall(r"^<!--\s*not-run\b", text, re.MULTILINE)
     assert len(markers) == len(marked), "a not-run marker before no python/console block"
     # Indented fences (inside a list) or other spellings would escape the collector.
     assert not re.search(r"^[ \t]+```(python|console|py|pycon)\b", text, re.MULTILINE)
