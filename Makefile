@@ -27,7 +27,9 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 demo: $(STAMP)
-	$(BIN)/asr-resilience demo --plot demo.png --json demo.json
+	mkdir -p demo-output
+	$(BIN)/asr-resilience demo --plot demo-output/demo.png --json demo-output/demo.json \
+		--log demo-output/events.log
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

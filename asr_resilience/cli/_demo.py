@@ -17,7 +17,9 @@ from .._extras import requires_extra
 from ..observe import redact_processor
 from ..policy import load_policy
 
-DEFAULT_LOG = "asr-resilience-demo.log"
+OUTPUT_DIR = "demo-output"
+DEFAULT_LOG = f"{OUTPUT_DIR}/events.log"
+"""Where the events go unless ``--log`` says otherwise (the folder is created)."""
 
 
 def register(commands: Any) -> None:
@@ -110,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
 
     policy = load_policy(args.policy)
+    if args.log == DEFAULT_LOG:
+        Path(OUTPUT_DIR).mkdir(exist_ok=True)
     for option, value in (("--json", args.json), ("--plot", args.plot), ("--log", args.log)):
         # Check where the results go before the run, not after it.
         if value and not Path(value).resolve().parent.is_dir():
@@ -120,13 +124,27 @@ def run(args: argparse.Namespace) -> int:
     recorder = Recorder()
     bar = _Bar(sys.stderr)
     redis_url = None if args.no_fleet else fleet.redis_url()
+    skipped = None
+    if args.no_fleet:
+        skipped = "--no-fleet"
+    elif redis_url is None:
+        skipped = f"no Redis answers at 127.0.0.1:6379 or ${fleet.REDIS_ENV}"
+    chaos_calls = len(plan.workload())
+    fleet_calls = 0 if skipped else fleet.WORKERS * fleet.CALLS
     try:
-        fleet_note = "" if redis_url else " (fleet part skipped: no Redis answers)"
+        fleet_part = (
+            f"fleet part skipped ({skipped})"
+            if skipped
+            else f"{fleet_calls} in the fleet part ({fleet.WORKERS} worker processes x "
+            f"{fleet.CALLS} calls, account quota {fleet.QUOTA} shared through Redis)"
+        )
         sys.stderr.write(
-            f"asr-resilience demo: {len(plan.workload())} calls, account quota {plan.QUOTA}, "
-            f"client concurrency {plan.CONCURRENCY}, policy {policy.name!r}{fleet_note}\n"
+            f"asr-resilience demo: {chaos_calls + fleet_calls} calls: {chaos_calls} in the chaos "
+            f"part (account quota {plan.QUOTA}, client concurrency {plan.CONCURRENCY}); "
+            f"{fleet_part}\n"
         )
         extra = asyncio.run(runner.run(policy, recorder, bar, fleet_redis=redis_url))
+        extra["fleet_skipped"] = skipped
     finally:
         bar.close()
         structlog.reset_defaults()
@@ -144,6 +162,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..demo._plot import timeline
 
-        timeline(recorder, args.plot, plan.QUOTA)
+        timeline(recorder, args.plot, plan.QUOTA, data.get("fleet"))
         sys.stdout.write(f"timeline: {Path(args.plot).resolve()}\n")
     return 0 if not data["mismatches"] else 1

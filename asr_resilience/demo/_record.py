@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections import Counter
@@ -11,6 +12,12 @@ from typing import Any
 from ..observe import Event
 
 PREFIX = "asr_resilience."
+FAILED_ATTEMPT_EVENTS = ("retry_scheduled", "token_invalidated")
+"""Events each of which reports one failed attempt (``gave_up`` too, when ``failed_attempt``;
+a stream's ``stream_resumed`` follows its ``retry_scheduled``: the same failure)."""
+
+current_call: contextvars.ContextVar[int] = contextvars.ContextVar("demo_call")
+"""The index of the workload call whose task (or a task it started) emits an event."""
 
 
 @dataclass
@@ -27,6 +34,8 @@ class CallRecord:
     """``ok`` or the name of the typed error."""
     code: int | None = None
     attempts: int = 0
+    part: str = "chaos"
+    """``chaos`` (this process's clients) or ``fleet`` (a worker process)."""
 
     @property
     def matched(self) -> bool:
@@ -44,6 +53,7 @@ class Recorder:
     t0: float = field(default_factory=time.monotonic)
     calls: list[CallRecord] = field(default_factory=list)
     events: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+    """(time, name without the prefix, fields plus ``call``: the workload call's index)."""
     stream: dict[str, Any] = field(default_factory=dict)
     """The real-time transcription's figures (reconnects, replayed audio, sentence check)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,8 +62,10 @@ class Recorder:
         return time.monotonic() - self.t0
 
     def hook(self, event: Event) -> None:
+        fields = dict(event.fields)
+        fields["call"] = current_call.get(None)
         with self._lock:
-            self.events.append((self.now(), event.name[len(PREFIX) :], dict(event.fields)))
+            self.events.append((self.now(), event.name[len(PREFIX) :], fields))
 
     def count(self, name: str, **where: Any) -> int:
         with self._lock:
@@ -63,14 +75,13 @@ class Recorder:
                 if n == name and all(f.get(k) == v for k, v in where.items())
             )
 
-    def codes(self) -> Counter[tuple[int | str, str]]:
-        """Failed attempts by (code, action)."""
-        found: Counter[tuple[int | str, str]] = Counter()
+    def failed_attempts(self) -> Counter[int | str]:
+        """Failed attempts the clients saw, by vendor code (``transport:KIND`` for a drop)."""
+        found: Counter[int | str] = Counter()
         with self._lock:
             for _, name, fields in self.events:
-                if name in ("retry_scheduled", "token_invalidated") or (
+                if name in FAILED_ATTEMPT_EVENTS or (
                     name == "gave_up" and fields.get("failed_attempt")
                 ):
-                    code = fields.get("code") or f"transport:{fields.get('transport', '?')}"
-                    found[(code, str(fields.get("action", "")))] += 1
+                    found[fields.get("code") or f"transport:{fields.get('transport', '?')}"] += 1
         return found

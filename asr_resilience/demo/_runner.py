@@ -15,7 +15,7 @@ from ..simulator import Simulator
 from ..tokens import TokenManager
 from ..tokens._aliyun import AliyunTokenProvider
 from . import _plan as plan
-from ._record import CallRecord, Recorder
+from ._record import CallRecord, Recorder, current_call
 
 Progress = Callable[[int, int], None]
 
@@ -29,7 +29,8 @@ async def run(
 ) -> dict[str, object]:
     """Run the whole workload, and the fleet part when ``fleet_redis`` names a Redis.
 
-    Fills ``recorder``; returns the simulator's counters and the fleet part's figures.
+    Fills ``recorder``; returns the simulator's counters (``simulator``: the whole run,
+    ``chaos_simulator``: before the fleet part began) and the fleet part's figures.
     """
     calls = plan.workload()
     remove = add_hook(recorder.hook)
@@ -53,6 +54,7 @@ async def run(
                         call.index, call.kind, call.expected, call.why, recorder.now()
                     )
                     recorder.calls.append(record)
+                    current_call.set(call.index)  # this task's events name their call
                     try:
                         record.attempts = await _perform(
                             call, sim.gateway_url, sim.rest_url, tokens, policy, recorder
@@ -70,7 +72,10 @@ async def run(
                     progress(done, len(calls))
 
             await asyncio.gather(*(one(call) for call in calls))
-            result: dict[str, object] = {"provider_calls": tokens.provider_calls}
+            result: dict[str, object] = {
+                "provider_calls": tokens.provider_calls,
+                "chaos_simulator": sim.stats.snapshot(),
+            }
             if fleet_redis is not None:
                 result["fleet"] = await _fleet(sim, fleet_redis, recorder)
             result["simulator"] = sim.stats.snapshot()
@@ -166,6 +171,7 @@ async def _fleet(sim: Simulator, url: str, recorder: Recorder) -> dict[str, obje
     from . import _fleet as fleet
 
     before = sim.stats.snapshot()["throttled"]
+    began = recorder.now()
     offset = time.time() - time.monotonic()  # worker times are wall clock
     outcome = await fleet.run(
         sim.gateway_url, sim.token("fleet"), url, audio.speech([(600, 180.0)], gap_ms=300)
@@ -175,6 +181,7 @@ async def _fleet(sim: Simulator, url: str, recorder: Recorder) -> dict[str, obje
     base = len(recorder.calls)
     for n, (result, attempts, start, end) in enumerate(records):
         record = CallRecord(base + n, "fleet", "ok", "fleet worker", start - offset - recorder.t0)
+        record.part = "fleet"
         record.end = end - offset - recorder.t0
         record.outcome = result
         record.attempts = attempts
@@ -187,4 +194,6 @@ async def _fleet(sim: Simulator, url: str, recorder: Recorder) -> dict[str, obje
         "concurrency_per_worker": fleet.CONCURRENCY,
         "throttled": stats["throttled"] - before,
         "max_concurrent": stats["max_concurrent"].get("fleet", 0),
+        "began": round(began, 3),
+        "ended": round(recorder.now(), 3),
     }

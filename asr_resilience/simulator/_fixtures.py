@@ -28,6 +28,12 @@ the test's own loop. Both offer ``gateway_url``, ``rest_url``, ``meta_url``, ``a
 ``nls_simulator`` without pytest-asyncio (not installed, or ``-p no:asyncio``) fails the test at
 setup with a message saying so, rather than leaving the fixture undefined.
 
+A test that leaves a WebSocket connection open (a client not closed, an SDK object not shut
+down) gets a :class:`LeakedConnectionWarning` at teardown naming each connection — session
+number, task, client address, age — and the connection is dropped at once, instead of the
+simulator waiting for a close handshake that does not come. Connections already closing get
+``LEAK_GRACE`` seconds first. ``filterwarnings = error`` turns the warning into a test error.
+
 Importing this module is cheap and needs no optional dependency: the simulator (numpy, aiohttp)
 is imported only when a fixture runs, so the pytest plugin may import it unconditionally.
 """
@@ -35,6 +41,7 @@ is imported only when a fixture runs, so the pytest plugin may import it uncondi
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
@@ -45,17 +52,44 @@ from .._extras import requires_extra
 if TYPE_CHECKING:
     from ._server import Simulator, SimulatorThread
 
-__all__ = ["nls_gateway"]
+__all__ = ["LEAK_GRACE", "LeakedConnectionWarning", "nls_gateway"]
+
+LEAK_GRACE = 0.5
+"""Seconds a connection that is closing when the test ends gets to finish before it counts as
+left open."""
+
+
+class LeakedConnectionWarning(UserWarning):
+    """A test ended with connections to the simulator still open."""
+
+
+def warn_leftover(fixture: str, leftover: list[str]) -> None:
+    """One warning naming every connection the test left open (nothing when there is none)."""
+    if not leftover:
+        return
+    count = f"{len(leftover)} connection{'s' if len(leftover) > 1 else ''}"
+    warnings.warn(
+        LeakedConnectionWarning(
+            f"{fixture}: the test left {count} to the simulator open: {'; '.join(leftover)}. "
+            "Close what the test opens (async with / close() / the SDK's shutdown()); "
+            "dropped now."
+        ),
+        stacklevel=2,
+    )
 
 
 @pytest.fixture
 def nls_gateway() -> Iterator[SimulatorThread]:
-    """A simulated NLS gateway in a background thread, on free ports; stopped after the test."""
+    """A simulated NLS gateway in a background thread, on free ports; stopped after the test.
+
+    Connections the test leaves open are reported (:class:`LeakedConnectionWarning`) and dropped.
+    """
     with requires_extra("the nls_gateway fixture"):
         from ._server import SimulatorThread
 
     with SimulatorThread() as simulator:
         yield simulator
+        warn_leftover("nls_gateway", simulator.close_leftover_connections(LEAK_GRACE))
 
 
 ASYNCIO_MISSING = (
@@ -71,7 +105,8 @@ def nls_simulator(request: pytest.FixtureRequest) -> Simulator:
     """A simulated NLS gateway in the test's own event loop, on free ports; stopped after the test.
 
     For ``async def`` tests; needs pytest-asyncio (without it, the test fails at setup saying
-    so). The same helpers as ``nls_gateway``, called directly (it lives in the test's loop)::
+    so). Connections left open are reported and dropped, as with ``nls_gateway``. The same
+    helpers as ``nls_gateway``, called directly (it lives in the test's loop)::
 
         async def test_refresh(nls_simulator):
             nls_simulator.configure(idle_timeout=0.5)
@@ -98,3 +133,5 @@ if importlib.util.find_spec("pytest_asyncio") is not None:
 
         async with Simulator() as simulator:
             yield simulator
+            leftover = await simulator.close_leftover_connections(LEAK_GRACE)
+            warn_leftover("nls_simulator", leftover)

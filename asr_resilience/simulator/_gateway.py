@@ -9,6 +9,7 @@ is accepted here and refused by the start directive (40000001) — our choice of
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
@@ -60,6 +61,11 @@ class Gateway:
         self.ctx = ctx
         # What a handshake learnt, for the handler of the same connection.
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = (
+            weakref.WeakKeyDictionary()
+        )
+        # The session each connection serves and when it began, to describe connections a
+        # test left open.
+        self._sessions: weakref.WeakKeyDictionary[ServerConnection, tuple[Session, float]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -115,4 +121,18 @@ class Gateway:
         admission = self._admitted.pop(connection, None)
         if admission is None:  # pragma: no cover - every accepted handshake was admitted
             return
-        await Session(self.ctx, connection, admission).run()
+        session = Session(self.ctx, connection, admission)
+        self._sessions[connection] = (session, asyncio.get_running_loop().time())
+        await session.run()
+
+    def describe(self, connection: ServerConnection) -> str:
+        """One line about a connection: its session, task, client and age."""
+        peer = connection.remote_address
+        client = f"{peer[0]}:{peer[1]}" if peer else "unknown client"
+        found = self._sessions.get(connection)
+        if found is None:
+            return f"a connection from {client} (handshake not finished)"
+        session, opened = found
+        task = f"{session.service} task" if session.service else "no task started"
+        age = asyncio.get_running_loop().time() - opened
+        return f"session {session.number} ({task}, client {client}, open {age:.1f} s)"

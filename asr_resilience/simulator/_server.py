@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from websockets.asyncio.server import Server, serve
+from websockets.protocol import State
 
 from ..observe._stdlib import redacting_logger
 from ._accounts import Account, AccountStore, StsCredentials
@@ -87,6 +88,7 @@ class Simulator:
         self.meta_url = ""
         self.rest_url = ""
         self._ws: Server | None = None
+        self._gateway: Gateway | None = None
         self._runner: web.AppRunner | None = None
 
     # -- what tests change while it runs -----------------------------------------------------
@@ -170,7 +172,7 @@ class Simulator:
         """Listen on the gateway and HTTP ports (0 = free ones); URLs are set afterwards."""
         ctx = self._ctx
         ctx.begin()
-        gateway = Gateway(ctx)
+        gateway = self._gateway = Gateway(ctx)
         self._ws = await serve(
             gateway.handler,
             self.host,
@@ -210,6 +212,39 @@ class Simulator:
         self.gateway_url = f"ws{tls}://{host}:{port}{PATH}"
         self.meta_url = f"http{tls}://{host}:{http_port}/"
         self.rest_url = f"http{tls}://{host}:{http_port}{REST_PATH}"
+
+    async def close_leftover_connections(self, grace: float = 1.0) -> list[str]:
+        """Drop the WebSocket connections still there after ``grace`` seconds; describe the
+        ones the client left open.
+
+        Connections already closing get ``grace`` seconds to finish (waited for, not polled).
+        Then every connection left is aborted at once, instead of :meth:`stop` waiting up to
+        two seconds for a close handshake that will not come. The result names each one the
+        client left open (session, task, client address, age) for a report; one whose client
+        had begun to close but did not finish the close handshake (the official SDK's shutdown
+        sometimes) is dropped without being named.
+        """
+        server, gateway = self._ws, self._gateway
+        if server is None or gateway is None:
+            return []
+        # all_connections also holds those in their closing handshake (connections does not).
+        present = [c for c in server.all_connections if c.state is not State.CLOSED]
+        if present:
+            waits = [asyncio.ensure_future(c.wait_closed()) for c in present]
+            try:
+                await asyncio.wait(waits, timeout=grace)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        left = [c for c in present if c.state is not State.CLOSED]
+        described = [
+            gateway.describe(c)
+            for c in sorted(left, key=lambda c: str(c.remote_address))
+            if c.state is State.OPEN
+        ]
+        for connection in left:
+            connection.transport.abort()
+        return described
 
     async def stop(self) -> None:
         """Close every connection and stop listening; injected stalls end at once."""
@@ -293,6 +328,16 @@ class SimulatorThread:
             loop.run_until_complete(self.simulator.stop())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def close_leftover_connections(self, grace: float = 1.0) -> list[str]:
+        """:meth:`Simulator.close_leftover_connections`, run in the simulator's thread."""
+        loop = self._loop
+        if self._thread is None or loop is None:
+            return []
+        future = asyncio.run_coroutine_threadsafe(
+            self.simulator.close_leftover_connections(grace), loop
+        )
+        return future.result(grace + 10.0)
 
     def stop(self) -> None:
         """Stop serving and join the thread (idempotent)."""
