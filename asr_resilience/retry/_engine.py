@@ -82,13 +82,19 @@ async def run_async(
     *args: Any,
     first: BaseException | None = None,
     observe: bool = True,
+    watch: bool = True,
 ) -> R:
-    """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
+    """:func:`run_sync` for a task; each attempt runs under the call's deadline.
+
+    ``watch=False``: the deadline bounds only when another attempt may start, not a running
+    one (a shared token refresh: its waiters time out on their own, and one that joins later
+    extends the deadline).
+    """
     if observe and _events.observed:
-        return await _observed_async(state, body, args, first)
+        return await _observed_async(state, body, args, first, watch)
     if first is None:
         try:
-            return await _attempt_async(state, body, args)
+            return await _attempt_async(state, body, args, watch)
         except Exception as exc:
             first = exc
     try:
@@ -97,7 +103,7 @@ async def run_async(
             with manager:
                 first, failed = None, first
                 if failed is None:
-                    result = await _attempt_async(state, body, args)
+                    result = await _attempt_async(state, body, args, watch)
                 else:
                     _again(failed)
         return cast(R, result)
@@ -180,9 +186,9 @@ def _attempt_sync(state: CallState, body: Callable[..., R], args: tuple[Any, ...
 
 
 async def _attempt_async(
-    state: CallState, body: Callable[..., Awaitable[R]], args: tuple[Any, ...]
+    state: CallState, body: Callable[..., Awaitable[R]], args: tuple[Any, ...], watch: bool
 ) -> R:
-    attempt = Attempt(state, current_task())
+    attempt = Attempt(state, current_task() if watch else None)
     try:
         if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
             await attempt.admit()
@@ -279,6 +285,7 @@ async def _observed_async(
     body: Callable[..., Awaitable[R]],
     args: tuple[Any, ...],
     first: BaseException | None,
+    watch: bool,
 ) -> R:
     call, start = _call_started(state)
 
@@ -288,7 +295,7 @@ async def _observed_async(
         return await body(attempt, *args)
 
     try:
-        result = await run_async(state, observed, *args, first=first, observe=False)
+        result = await run_async(state, observed, *args, first=first, observe=False, watch=watch)
     except BaseException as exc:
         _call_ended(state, call, start, exc)
         raise
