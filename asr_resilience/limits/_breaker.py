@@ -19,9 +19,9 @@ probe nobody gives back (its caller exited elsewhere) is presumed lost after ``o
 the next caller becomes the probe: half-open can never wedge shut.
 
 Hot path: ``record_success`` in the closed state takes no lock in the common case (same second
-as the previous call): one flag test, an integer conversion, a comparison and one ``+=`` on an
-int attribute. See :mod:`asr_resilience.limits._budget` for why an unlocked ``+=`` is accepted
-for these statistics. Every state change happens under a ``threading.Lock``; ``on_change`` is
+as the previous call): one flag test, a float comparison and one ``+=`` on an int attribute.
+See :mod:`asr_resilience.limits._budget` for why an unlocked ``+=`` is accepted for these
+statistics. Every state change happens under a ``threading.Lock``; ``on_change`` is
 called after the lock is released.
 """
 
@@ -124,9 +124,8 @@ class CircuitBreaker(_SecondRing):
         if self._fast:
             if now is None:
                 now = self._clock()
-            sec = int(now / self._width)
-            if sec > self._sec:
-                self._rotate(sec)
+            if now >= self._next_at:
+                self._rotate(int(now / self._width))
             self._cur_a += 1
             return
         if not self.settings.enabled:

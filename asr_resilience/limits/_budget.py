@@ -6,13 +6,13 @@ in buckets kept in a ring that rotates lazily when the bucket changes: one bucke
 windows up to ``MAX_BUCKETS`` seconds, and ``MAX_BUCKETS`` buckets of ``ceil(window /
 MAX_BUCKETS)`` whole seconds for longer windows, so memory does not grow with the window.
 
-Hot path and threads. ``deposit`` runs once per successful call, so in the common case (same
-second as the previous call) it is an integer conversion, a comparison and one ``+=`` on an int
-attribute: no lock, no allocation. Rotating the ring and every withdrawal take a
-``threading.Lock``. The unlocked ``+=`` is a read-modify-write: under the GIL a thread switch
-in the middle is rare, and on a free-threaded build two racing increments can lose one, or land
-in the second that is just being rotated in. These are statistics that decide whether to allow a
-retry, so an occasional lost count is accepted in exchange for a lock-free hot path.
+Hot path and threads. ``deposit`` runs once per successful call, so in the common case (same second
+as the previous call) it is one float comparison and one ``+=`` on an int attribute: no lock, no
+allocation. Rotating the ring and every withdrawal take a ``threading.Lock``. The unlocked ``+=`` is
+a read-modify-write: under the GIL a thread switch in the middle is rare, and on a free-threaded
+build two racing increments can lose one, or land in the second that is just being rotated in. These
+are statistics that decide whether to allow a retry, so an occasional lost count is accepted in
+exchange for a lock-free hot path.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class _SecondRing:
     """Two counters (``a`` hot and unlocked, ``b`` locked) per bucket over a window.
 
     A bucket is ``_width`` whole seconds (1 for windows up to ``MAX_BUCKETS`` seconds); ``_sec``
-    is the current bucket's number, ``int(now / _width)``. The current bucket's counts live in
+    is the current bucket's number, ``int(now / _width)``, and ``_next_at`` the time the next one
+    starts (the hot paths compare with it: no division). The current bucket's counts live in
     ``_cur_a`` / ``_cur_b``; completed buckets sit in the ring, and ``_past_a`` / ``_past_b``
     hold their sums so a window total costs one addition.
     """
@@ -47,6 +48,7 @@ class _SecondRing:
         "_cur_b",
         "_lock",
         "_n",
+        "_next_at",
         "_past_a",
         "_past_b",
         "_ring_a",
@@ -67,6 +69,8 @@ class _SecondRing:
         self._cur_a = 0
         self._cur_b = 0
         self._sec = self._bucket(now)
+        self._next_at = (self._sec + 1) * self._width
+        self._next_at = (self._sec + 1) * self._width
         self._lock = threading.Lock()
 
     def _bucket(self, now: float) -> int:
@@ -114,6 +118,7 @@ class _SecondRing:
         self._cur_a = 0
         self._cur_b = 0
         self._sec = sec
+        self._next_at = (sec + 1) * self._width
 
     def _reset(self, now: float) -> None:
         """Forget every count; the caller holds the lock."""
@@ -146,9 +151,8 @@ class RetryBudget(_SecondRing):
         """Count one call (its first attempt). Lock-free unless the bucket changed."""
         if now is None:
             now = self._clock()
-        sec = int(now / self._width)
-        if sec > self._sec:
-            self._rotate(sec)
+        if now >= self._next_at:
+            self._rotate(int(now / self._width))
         self._cur_a += 1
 
     def try_withdraw(self, now: float | None = None) -> bool:

@@ -40,16 +40,14 @@ class Scope:
         """
         budget = self.budget
         if budget is not None:
-            sec = int(now / budget._width)
-            if sec > budget._sec:
-                budget._rotate(sec)
+            if now >= budget._next_at:
+                budget._rotate(int(now / budget._width))
             budget._cur_a += 1
         breaker = self.breaker
         if breaker is not None:
             if breaker._fast:
-                sec = int(now / breaker._width)
-                if sec > breaker._sec:
-                    breaker._rotate(sec)
+                if now >= breaker._next_at:
+                    breaker._rotate(int(now / breaker._width))
                 breaker._cur_a += 1
             else:
                 breaker.record_success(now)

@@ -115,6 +115,12 @@ class Attempt:
         self._permit: Permit | None = None
         self._flags = 0
         self._ticket = _NO_TICKET
+        if task is not None and manager is None:
+            # The engine's attempt: watched from the start, its admission included (a block
+            # form's is watched from ``__enter__``, once its admission is done). As _arm,
+            # inline: this runs for every attempt in a task.
+            self._watch = watch = watch_for(task.get_loop())
+            self._timer = watch.add(self, watch.loop_time(state.deadline_at, state.monotonic))
 
     @property
     def failure(self) -> Failure | None:
@@ -138,7 +144,9 @@ class Attempt:
         state = self.state
         scope = state.scope
         breaker = scope.breaker
-        if breaker is not None and self._ticket == _NO_TICKET:
+        # A closed breaker grants a plain pass (``CircuitBreaker.ticket``'s first test, read
+        # here: this runs for every attempt).
+        if breaker is not None and not breaker._fast and self._ticket == _NO_TICKET:
             ticket = breaker.ticket()
             if ticket == REFUSED:
                 raise CircuitOpen()
@@ -208,15 +216,18 @@ class Attempt:
     # -- the block -----------------------------------------------------------------------------
 
     def __enter__(self) -> Attempt:
-        if self._manager is not None:
-            self._manager.__enter__()
-        task = self._task
-        if task is not None:
-            loop = task.get_loop()
-            state = self.state
-            self._watch = watch = watch_for(loop)
-            self._timer = watch.add(self, loop.time() + (state.deadline_at - state.monotonic()))
+        manager = self._manager
+        if manager is not None:
+            manager.__enter__()
+            if self._task is not None:
+                self._arm(self._task)
         return self
+
+    def _arm(self, task: asyncio.Task[Any]) -> None:
+        """Watch the attempt: its task is cancelled when the call's deadline passes."""
+        state = self.state
+        self._watch = watch = watch_for(task.get_loop())
+        self._timer = watch.add(self, watch.loop_time(state.deadline_at, state.monotonic))
 
     def expire(self) -> None:
         """The call's deadline passed: cancel the attempt's task (the watch calls this)."""
@@ -231,13 +242,25 @@ class Attempt:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if exc is None and self._flags == 0 and self._manager is None:
+        if exc is None and self._manager is None:
+            self.succeeded()
+            return False
+        return self._exit(exc_type, exc, tb)
+
+    # The engine's exits. The drivers run an attempt as ``try: <admit, body> except
+    # BaseException as exc: failed(exc) else: succeeded()`` — the same exits ``with attempt``
+    # takes, without the protocol's two calls on the hot path of every call.
+
+    def succeeded(self) -> None:
+        """The block returned: settle the success (a held attempt keeps its slot)."""
+        if self._flags == 0:
             # The common case, kept short: a plain success.
             task = self._task
             if task is not None:
                 self._watch.remove(self, self._timer)
                 if self._flags:  # the timer fired after the block's last suspension
-                    return self._exit(exc_type, exc, tb)
+                    self._exit(None, None, None)
+                    return
             self._flags = _CLOSED | _SCOPE_DONE
             permit = self._permit
             if permit is not None:
@@ -248,8 +271,22 @@ class Attempt:
                 state.scope.on_success(state.monotonic())  # the call's one deposit, and a success
             elif state.scope.breaker is not None:
                 state.scope.breaker.record_success(state.monotonic())
-            return False
-        return self._exit(exc_type, exc, tb)
+            return
+        self._exit(None, None, None)
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """The block raised ``exc``: settle the failure (classified and decided once).
+
+        Returns what the call goes on with: ``exc``, or the :class:`DeadlineTimeout` (caused by
+        ``exc``) when the deadline timer cancelled the block.
+        """
+        timeout = self._disarm(exc)
+        if timeout is not None:
+            self.close(timeout)
+            timeout.__cause__ = exc
+            return timeout
+        self.close(exc)
+        return exc
 
     def _exit(
         self,

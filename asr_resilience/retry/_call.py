@@ -9,6 +9,7 @@ call (attempts, deadline, refreshes) and to the scope (retry budget, breaker, li
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,9 +83,18 @@ PROPAGATE = Step("propagate")
 """Not a failure of the service: the exception goes to the caller as it is."""
 
 
+class ClassifiedFailure(Exception):
+    """An exception its caller has classified itself (a token provider's error, whose text may
+    hold secrets): ``failure`` is what it stands for; the original is its ``__cause__``."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
 def classify(exc: BaseException) -> Failure | None:
     """The failure ``exc`` stands for (None: not the service's); the one classification."""
-    if isinstance(exc, ResultFailure):
+    if isinstance(exc, ResultFailure | ClassifiedFailure):
         return exc.failure
     if not isinstance(exc, Exception) or isinstance(
         exc, CircuitOpen | QueueTimeout | AdmissionTimeout
@@ -108,6 +118,9 @@ class CallSettings:
     """Seconds a call may take, waits included (0: the policy's ``defaults.deadline``)."""
     max_attempts: int | None = None
     """A ceiling on every rule's attempts (None: the rules' own)."""
+    rules: Callable[[Failure, BaseException], Decision] | None = None
+    """Decides a failure instead of the policy's rules (the token provider's small policy);
+    the policy still gives the language and the token settings."""
     _scope: Scope | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -261,7 +274,7 @@ class CallState:
             return self._give_up(DeadlineExceededError, str(exc), None, exc, record=False)
         if failure is None:
             return PROPAGATE
-        decision = s.policy.decide(failure)
+        decision = s.policy.decide(failure) if s.rules is None else s.rules(failure, exc)
         action = decision.action
         if action == "fix-client":
             return self._give_up(FixClientError, "the request is wrong", decision, exc, failure)

@@ -12,8 +12,8 @@ from .._clock import Clock
 from .._extract import rest_result
 from ..policy import Policy
 from ._attempt import Attempt
-from ._call import CallState, ResultFailure
-from ._engine import run_async, run_sync
+from ._call import ResultFailure
+from ._engine import caller_async, caller_sync
 from ._overrides import call_limits, effective_policy
 from ._settings import PolicyLike, make_settings
 
@@ -137,7 +137,6 @@ def resilient(
                 )
             return resilient(**{**options, **changes})(fn)
 
-        monotonic = settings.clock.monotonic
         needs_token = tokens is not None
         wants_attempt = _takes_keyword(fn, "attempt")
 
@@ -162,22 +161,20 @@ def resilient(
                 return result
             return checked_async(result) if is_async else checked(result)
 
+        def token_body(attempt: Attempt, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            # ``body`` for the common case, chosen once: the token filled in, nothing else.
+            kwargs["token"] = attempt.token
+            return fn(*args, **kwargs)
+
+        if needs_token and not wants_attempt and not check_result:
+            body = token_body
+
         async def checked_async(awaitable: Awaitable[Any]) -> Any:
             return checked(await awaitable)
 
-        if is_async:
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await run_async(CallState(settings, monotonic()), body, args, kwargs)
-
-            return _finish(async_wrapper, in_effect, retry_with)
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return run_sync(CallState(settings, monotonic()), body, args, kwargs)
-
-        return _finish(sync_wrapper, in_effect, retry_with)
+        # The engine's caller is the wrapper itself: no frame of ours around it.
+        wrapper = caller_async(settings, body) if is_async else caller_sync(settings, body)
+        return _finish(functools.wraps(fn)(wrapper), in_effect, retry_with)
 
     return decorate
 

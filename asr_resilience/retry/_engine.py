@@ -25,8 +25,8 @@ nobody observes pays one flag check.
 
 from __future__ import annotations
 
-import asyncio
 import functools
+from asyncio import current_task
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -35,10 +35,10 @@ from .._secrets import scrub_exception
 from ..observe import _events
 from ..observe._events import notify
 from ._attempt import Attempt
-from ._call import CallState
+from ._call import CallSettings, CallState
 from ._tenacity import async_loop, sync_loop
 
-__all__ = ["run_async", "run_sync"]
+__all__ = ["caller_async", "caller_sync", "run_async", "run_sync"]
 
 R = TypeVar("R")
 
@@ -60,11 +60,8 @@ def run_sync(
     if observe and _events.observed:
         return _observed_sync(state, body, args, first)
     if first is None:
-        try:  # the first attempt, as _attempt_sync (inline: a successful call is the hot path)
-            with Attempt(state) as attempt:
-                if not attempt.admit_now():
-                    attempt.admit_sync()
-                return body(attempt, *args)
+        try:
+            return _attempt_sync(state, body, args)
         except Exception as exc:
             first = exc
     try:
@@ -85,16 +82,19 @@ async def run_async(
     *args: Any,
     first: BaseException | None = None,
     observe: bool = True,
+    watch: bool = True,
 ) -> R:
-    """:func:`run_sync` for a task; each attempt runs under the call's deadline."""
+    """:func:`run_sync` for a task; each attempt runs under the call's deadline.
+
+    ``watch=False``: the deadline bounds only when another attempt may start, not a running
+    one (a shared token refresh: its waiters time out on their own, and one that joins later
+    extends the deadline).
+    """
     if observe and _events.observed:
-        return await _observed_async(state, body, args, first)
+        return await _observed_async(state, body, args, first, watch)
     if first is None:
-        try:  # the first attempt, as _attempt_async (inline: a successful call is the hot path)
-            with Attempt(state, asyncio.current_task()) as attempt:
-                if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
-                    await attempt.admit()
-                return await body(attempt, *args)
+        try:
+            return await _attempt_async(state, body, args, watch)
         except Exception as exc:
             first = exc
     try:
@@ -103,7 +103,7 @@ async def run_async(
             with manager:
                 first, failed = None, first
                 if failed is None:
-                    result = await _attempt_async(state, body, args)
+                    result = await _attempt_async(state, body, args, watch)
                 else:
                     _again(failed)
         return cast(R, result)
@@ -112,22 +112,98 @@ async def run_async(
         raise
 
 
+def caller_sync(
+    settings: CallSettings, body: Callable[[Attempt, tuple[Any, ...], dict[str, Any]], R]
+) -> Callable[..., R]:
+    """``call(*args, **kwargs)``: one call of ``settings`` running ``body(attempt, args, kwargs)``
+    — :func:`run_sync` over a new :class:`CallState`, for a wrapper made once and called often.
+
+    Its first attempt is :func:`_attempt_sync` written out (the same admission and exits, one
+    frame less: a successful call is the hot path of every decorated function); a failure goes
+    on in :func:`run_sync`.
+    """
+    monotonic = settings.clock.monotonic
+
+    def call(*args: Any, **kwargs: Any) -> R:
+        state = CallState(settings, monotonic())
+        if _events.observed:
+            return run_sync(state, body, args, kwargs)
+        attempt = Attempt(state)
+        try:
+            if not attempt.admit_now():
+                attempt.admit_sync()
+            result = body(attempt, args, kwargs)
+        except BaseException as exc:
+            first = attempt.failed(exc)
+            if first is exc and not isinstance(exc, Exception):
+                raise
+        else:
+            attempt.succeeded()
+            return result
+        return run_sync(state, body, args, kwargs, first=first)
+
+    return call
+
+
+def caller_async(
+    settings: CallSettings,
+    body: Callable[[Attempt, tuple[Any, ...], dict[str, Any]], Awaitable[R]],
+) -> Callable[..., Awaitable[R]]:
+    """:func:`caller_sync` for a coroutine function: ``call`` is a coroutine function."""
+    monotonic = settings.clock.monotonic
+
+    async def call(*args: Any, **kwargs: Any) -> R:
+        state = CallState(settings, monotonic())
+        if _events.observed:
+            return await run_async(state, body, args, kwargs)
+        attempt = Attempt(state, current_task())
+        try:
+            if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
+                await attempt.admit()
+            result = await body(attempt, args, kwargs)
+        except BaseException as exc:
+            first = attempt.failed(exc)
+            if first is exc and not isinstance(exc, Exception):
+                raise
+        else:
+            attempt.succeeded()
+            return result
+        return await run_async(state, body, args, kwargs, first=first)
+
+    return call
+
+
 def _attempt_sync(state: CallState, body: Callable[..., R], args: tuple[Any, ...]) -> R:
-    with Attempt(state) as attempt:
+    attempt = Attempt(state)
+    try:
         if not attempt.admit_now():
             attempt.admit_sync()
-        return body(attempt, *args)
-    raise AssertionError("unreachable: only a block form's attempt swallows its exception")
+        result = body(attempt, *args)
+    except BaseException as exc:
+        _raise_settled(attempt.failed(exc), exc)
+    attempt.succeeded()
+    return result
 
 
 async def _attempt_async(
-    state: CallState, body: Callable[..., Awaitable[R]], args: tuple[Any, ...]
+    state: CallState, body: Callable[..., Awaitable[R]], args: tuple[Any, ...], watch: bool
 ) -> R:
-    with Attempt(state, asyncio.current_task()) as attempt:
+    attempt = Attempt(state, current_task() if watch else None)
+    try:
         if not attempt.admit_now():  # no coroutine for an admission with nothing to wait
             await attempt.admit()
-        return await body(attempt, *args)
-    raise AssertionError("unreachable: only a block form's attempt swallows its exception")
+        result = await body(attempt, *args)
+    except BaseException as exc:
+        _raise_settled(attempt.failed(exc), exc)
+    attempt.succeeded()
+    return result
+
+
+def _raise_settled(error: BaseException, exc: BaseException) -> NoReturn:
+    """Raise what a settled attempt ends with: ``exc`` itself, or the timeout it caused."""
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 def _again(failure: BaseException) -> NoReturn:
@@ -209,6 +285,7 @@ async def _observed_async(
     body: Callable[..., Awaitable[R]],
     args: tuple[Any, ...],
     first: BaseException | None,
+    watch: bool,
 ) -> R:
     call, start = _call_started(state)
 
@@ -218,7 +295,7 @@ async def _observed_async(
         return await body(attempt, *args)
 
     try:
-        result = await run_async(state, observed, *args, first=first, observe=False)
+        result = await run_async(state, observed, *args, first=first, observe=False, watch=watch)
     except BaseException as exc:
         _call_ended(state, call, start, exc)
         raise

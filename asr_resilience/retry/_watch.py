@@ -49,10 +49,12 @@ _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DeadlineWatch] = 
 class DeadlineWatch:
     """The deadlines of one event loop's attempts, on one timer. Loop thread only."""
 
-    __slots__ = ("__weakref__", "_armed_at", "_buckets", "_handle", "_heap", "_loop")
+    __slots__ = ("__weakref__", "_armed_at", "_buckets", "_handle", "_heap", "_loop", "_native")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        # The loop tells time with time.monotonic (asyncio's own loops do).
+        self._native = type(loop).time is asyncio.BaseEventLoop.time
         self._buckets: dict[int, dict[Expiring, None]] = {}
         self._heap: list[int] = []
         self._handle: asyncio.TimerHandle | None = None
@@ -72,6 +74,12 @@ class DeadlineWatch:
                 self._arm(tick)
         bucket[key] = None
         return tick
+
+    def loop_time(self, when: float, monotonic: Callable[[], float]) -> float:
+        """``when``, a time of the clock ``monotonic``, as the loop's time."""
+        if self._native and monotonic is time.monotonic:
+            return when  # the same clock: no conversion, no clock read
+        return self._loop.time() + (when - monotonic())
 
     def remove(self, key: Expiring, tick: int) -> None:
         """Forget ``key`` (its attempt ended); a bucket left empty is dropped when due."""

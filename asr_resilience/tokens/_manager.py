@@ -31,8 +31,9 @@ Design
   refresh the next one waits ``PROACTIVE_RETRY_PAUSE`` seconds (never past the expiry), so a
   failing provider is not called on every request.
 * **Failures do not amplify.** A provider call that raises, returns an empty value, something
-  that is not a :class:`Token` or str, or an already expired token is retried with
-  ``provider_backoff`` up to ``provider_attempts`` calls in all — fewer when the error says a
+  that is not a :class:`Token` or str, or an already expired token is a failed attempt of one
+  engine call (:mod:`._fetch`: the same attempts, decisions, waits and events as any call), retried
+  with ``provider_backoff`` up to ``provider_attempts`` calls in all — fewer when the error says a
   retry cannot help (``retryable`` is false), when it names its own wait (``retry_after``, as
   :class:`~asr_resilience.tokens.TokenProviderError` does for throttling), or when the next
   attempt would start after every waiting caller's timeout. Then every waiter gets its own
@@ -70,12 +71,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import NoReturn, TypeAlias
 
-from .._backoff import delay
 from .._clock import Clock
-from .._errors import TokenRefreshError
+from .._errors import ResilienceError, TokenRefreshError
 from .._secrets import raise_scrubbed
 from ..observe import emit, register_secret
 from ..policy._model import Backoff, TokenSettings
+from ..retry._attempt import Attempt
+from ..retry._call import CallState
+from ..retry._engine import run_async, run_sync
+from ._fetch import as_failure, provider_cause, provider_settings, retry_after
 from ._store import Claim, LocalTokenStore, TokenStore
 from ._token import Provider, Token, expiry_problem, fingerprint
 
@@ -147,14 +151,6 @@ def _raise_copy(outcome: TokenRefreshError) -> NoReturn:
     raise_scrubbed(error, outcome.__cause__)
 
 
-def _retry_after(exc: BaseException | None) -> float | None:
-    """The wait the failure names itself (``retry_after`` seconds), if any."""
-    value = getattr(exc, "retry_after", None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
-
-
 def _timeout_error(timeout: float | None) -> TimeoutError:
     return TimeoutError(f"no token within {timeout} s (the refresh goes on for other callers)")
 
@@ -181,7 +177,10 @@ async def _await(awaitable: Awaitable[object]) -> object:
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    """Call the provider once; the reply is what it returned."""
+    """Call the provider under its small policy: one engine call (``._fetch``) of ``state``;
+    the reply is the token."""
+
+    state: CallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +200,6 @@ class _Step:
 
 _Effect: TypeAlias = "_Call | _Sleep | _Step"
 _Refresh: TypeAlias = "Generator[_Effect, object, Token]"
-_CALL = _Call()
 
 
 class _Script:
@@ -234,7 +232,7 @@ class _Script:
 class _Flight:
     """One refresh in progress: the future its waiters share, and what its driver needs."""
 
-    __slots__ = ("deadline", "future", "holds_lock", "loop", "owner")
+    __slots__ = ("call", "deadline", "future", "holds_lock", "loop", "owner")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None, deadline: float) -> None:
         # A running future cannot be cancelled, so a waiter that is cancelled (asyncio.wrap_future
@@ -245,6 +243,15 @@ class _Flight:
         self.deadline = deadline  # monotonic; the latest timeout of the callers waiting on it
         self.owner = uuid.uuid4().hex  # who holds the store's lock, if this refresh takes it
         self.holds_lock = False
+        self.call: CallState | None = None  # the provider's engine call, once it started
+
+    def extend(self, deadline: float) -> None:
+        """A waiter with ``deadline`` joined: the refresh may go on until the latest one."""
+        if deadline > self.deadline:
+            self.deadline = deadline
+            call = self.call
+            if call is not None:
+                call.deadline_at = deadline
 
 
 class TokenManager:
@@ -263,7 +270,6 @@ class TokenManager:
 
     __slots__ = (
         "_async_provider",
-        "_backoff",
         "_clock",
         "_closed",
         "_configured_ahead",
@@ -275,8 +281,8 @@ class TokenManager:
         "_inflight",
         "_lock",
         "_provider",
-        "_provider_attempts",
         "_provider_calls",
+        "_provider_settings",
         "_state",
         "_store",
         "_stored_at",
@@ -314,8 +320,7 @@ class TokenManager:
             base, sleep=sleep or base.sleep, async_sleep=async_sleep or base.async_sleep
         )
         self._clock = self._time.wall  # unix seconds; the hot path reads it
-        self._provider_attempts = provider_attempts
-        self._backoff = provider_backoff
+        self._provider_settings = provider_settings(provider_attempts, provider_backoff, self._time)
         self._failure_cooldown = failure_cooldown
         self._lock = threading.Lock()
         self._token: Token | None = None
@@ -562,7 +567,7 @@ class TokenManager:
                             "get_sync() would deadlock: the token refresh runs on the event "
                             "loop this thread runs; use 'await get()'"
                         )
-                    flight.deadline = max(flight.deadline, deadline)
+                    flight.extend(deadline)
                     return flight
                 stale = flight  # its loop was closed before the refresh finished
             if self._failure is not None and now < self._cooldown_until:
@@ -626,7 +631,7 @@ class TokenManager:
                 self._failure = None
             else:
                 if outcome.__cause__ is not None:  # the provider (not a loop) failed: cool down
-                    pause = max(self._failure_cooldown, _retry_after(outcome.__cause__) or 0.0)
+                    pause = max(self._failure_cooldown, retry_after(outcome.__cause__) or 0.0)
                     self._failure = outcome
                     self._cooldown_until = now + pause
                 if self._state is not None and current:
@@ -657,7 +662,7 @@ class TokenManager:
                 level="warning",
                 error=type(cause).__name__ if cause is not None else "TokenRefreshError",
                 provider_calls=self._provider_calls,
-                retry_after=_retry_after(cause),
+                retry_after=retry_after(cause),
             )
         self._resolve(flight, outcome)
 
@@ -718,38 +723,13 @@ class TokenManager:
             pause = min(_POLL_MAX, pause * 2)
 
     def _fetch(self, flight: _Flight) -> _Refresh:
-        """Call the provider under its small retry policy (see :meth:`_retry_in`)."""
-        attempt = 0
-        previous: float | None = None
-        while True:
-            attempt += 1
-            self._provider_calls += 1
-            try:
-                return self._accept((yield _CALL))
-            except Exception as exc:
-                pause = self._retry_in(exc, attempt, previous, flight)
-                if pause is None:
-                    raise _provider_error(exc) from exc
-            previous = pause
-            yield _Sleep(pause)
-
-    def _retry_in(
-        self, exc: Exception, attempt: int, previous: float | None, flight: _Flight
-    ) -> float | None:
-        """Seconds to wait before calling the provider again after ``exc``; ``None``: give up.
-
-        Pure decision, no waiting: the drivers sleep.
-        """
-        if attempt >= self._provider_attempts:
-            return None
-        if getattr(exc, "retryable", True) is False:  # e.g. SignatureDoesNotMatch
-            return None
-        if _retry_after(exc) is not None:  # the service named its wait: the cool-down keeps it
-            return None
-        pause = delay(self._backoff, attempt - 1, previous)
-        if self._time.monotonic() + pause >= flight.deadline:  # every waiter would be gone
-            return None
-        return pause
+        """Call the provider under its small policy: one engine call (see ``._fetch``)."""
+        start = self._time.monotonic()
+        call = CallState(self._provider_settings, start, flight.deadline - start)
+        flight.call = call  # a waiter that joins later extends its deadline
+        token = yield _Call(call)
+        assert isinstance(token, Token)
+        return token
 
     def _accept(self, result: object) -> Token:
         if isinstance(result, Token):
@@ -811,9 +791,11 @@ class TokenManager:
             return None
         if isinstance(effect, _Step):
             return effect.fn(*effect.args)
-        result = self._provider()
-        # A worker thread runs no event loop: an async provider gets a fresh one.
-        return asyncio.run(_await(result)) if inspect.isawaitable(result) else result
+        try:
+            return run_sync(effect.state, self._provider_sync, observe=False)
+        except ResilienceError:
+            pass  # the engine gave up: the waiters get the provider's own failure
+        raise _provider_error(provider_cause(effect.state))
 
     async def _perform_async(self, effect: _Effect) -> object:
         if isinstance(effect, _Sleep):
@@ -823,8 +805,30 @@ class TokenManager:
             if self._store.blocking:  # never wait on a socket in the event loop's thread
                 return await asyncio.to_thread(effect.fn, *effect.args)
             return effect.fn(*effect.args)
-        if self._async_provider:
+        try:
+            return await run_async(effect.state, self._provider_async, observe=False, watch=False)
+        except ResilienceError:
+            pass
+        raise _provider_error(provider_cause(effect.state))
+
+    # -- one provider call: an attempt of the engine call, sync and async ----------------------
+
+    def _provider_sync(self, attempt: Attempt) -> Token:
+        self._provider_calls += 1
+        with as_failure():
             result: object = self._provider()
-        else:
-            result = await asyncio.to_thread(self._provider)
-        return await result if inspect.isawaitable(result) else result
+            # A worker thread runs no event loop: an async provider gets a fresh one.
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+            return self._accept(result)
+
+    async def _provider_async(self, attempt: Attempt) -> Token:
+        self._provider_calls += 1
+        with as_failure():
+            if self._async_provider:
+                result: object = self._provider()
+            else:
+                result = await asyncio.to_thread(self._provider)
+            if inspect.isawaitable(result):
+                result = await result
+            return self._accept(result)
