@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -73,14 +74,52 @@ async def test_open_sentence_flushed_on_stop(sim: Simulator) -> None:
 
 
 async def test_intermediate_results(sim: Simulator) -> None:
-    """enable_intermediate_result adds TranscriptionResultChanged for a sentence before its end."""
+    """enable_intermediate_result: a result each 200 ms of audio from a sentence's begin to end."""
     events = await run_task(sim, TRANSCRIBER, SPEECH, {"enable_intermediate_result": True})
-    changed = [e for e in events if isinstance(e, ResultChanged)]
     ends = _sentences(events)
-    assert [c.index for c in changed] == [e.index for e in ends]
-    for partial, end in zip(changed, ends, strict=True):
-        assert end.text.startswith(partial.text)
-        assert events.index(partial) < events.index(end)
+    for end in ends:
+        begin = next(
+            i for i, e in enumerate(events) if isinstance(e, SentenceBegan) and e.index == end.index
+        )
+        changed = [e for e in events if isinstance(e, ResultChanged) and e.index == end.index]
+        # From the onset (200 ms in) to the close: one each 200 ms of audio heard.
+        assert len(changed) >= (end.end_time - end.begin_time) // 200 - 1, end.index
+        assert all(begin < events.index(c) < events.index(end) for c in changed)
+        times = [c.time for c in changed]
+        assert times == sorted(times) and times[-1] == end.end_time
+        assert all(c.text for c in changed)
+
+
+async def test_sentence_begin_comes_at_the_onset(sim: Simulator) -> None:
+    """SentenceBegin and intermediate results arrive while the sentence's audio still flows."""
+    params = {"enable_intermediate_result": True}
+    async with task(sim, TRANSCRIBER, params) as t:
+        await t.start()
+        await t.send_audio(SPEECH[: 700 * 32])  # the first sentence's first 700 ms
+        began = await t.event()
+        changed = await t.event()
+        assert isinstance(began, SentenceBegan) and (began.index, began.time) == (1, 0)
+        assert isinstance(changed, ResultChanged) and changed.index == 1
+        await t.send_audio(SPEECH[700 * 32 :])
+        events = await t.stop()
+    assert [e.index for e in _sentences(events)] == [1, 2, 3]
+
+
+async def test_processing_keeps_to_the_realtime_factor(sim: Simulator) -> None:
+    """With realtime_factor 10, an unpaced client's last SentenceEnd comes no sooner than the
+    audio's duration / 10 after its first frame."""
+    sim.configure(realtime_factor=10.0)
+    loop = asyncio.get_running_loop()
+    async with task(sim, TRANSCRIBER) as t:
+        await t.start()
+        began = loop.time()
+        await t.send_audio(SPEECH)
+        events = await t.stop()
+        elapsed = loop.time() - began
+    ends = _sentences(events)
+    assert [e.index for e in ends] == [1, 2, 3]
+    # The last sentence closes at 5.5 s of audio, the audio ends at 5.5 s: all of it processed.
+    assert elapsed >= len(SPEECH) / 32 / 1000 / 10
 
 
 async def test_control_changes_sentence_silence(sim: Simulator) -> None:

@@ -108,13 +108,35 @@ async def test_reconnect_event_reports_where_it_resumed_and_what_it_replayed(
     assert event.resume_time == first_end
     assert event.replayed_ms == MID_SENTENCE - first_end
     assert t.stats.replayed_ms == event.replayed_ms
-    assert [e.kind for e in events[:3]] == ["begin", "end", "reconnect"]
+    # The second sentence had begun when the connection dropped: it is announced once.
+    assert [e.kind for e in events[:4]] == ["begin", "end", "begin", "reconnect"]
     assert sum(e.kind == "begin" for e in events) == len(SENTENCES)
     resumed = [e for e in seen if e.name == "asr_resilience.stream_resumed"]
     assert len(resumed) == 1
     assert resumed[0].fields["replayed_ms"] == event.replayed_ms
     assert resumed[0].fields["transport"] == "abnormal_close"
     assert any(log["event"] == "asr_resilience.stream_resumed" for log in logs)
+
+
+async def test_drop_between_sentence_begin_and_end_delivers_it_once(sim: Simulator) -> None:
+    """A drop after SentenceBegin and intermediate results of a sentence, before its end: after
+    the resume the sentence begins no second time, its results go on, it ends exactly once."""
+    params = {"enable_intermediate_result": True}
+    expected = sentences(await run(transcriber(sim, params=params)))
+    sim.set_scenario([cut(MID_SENTENCE)])
+    t = transcriber(sim, params=params)
+    with no_wait():
+        events = await run(t)
+    assert same_sentences(sentences(events), expected)
+    reconnect = next(i for i, e in enumerate(events) if e.kind == "reconnect")
+    second = [(i, e.kind) for i, e in enumerate(events) if getattr(e, "index", 0) == 2]
+    kinds = [kind for _, kind in second]
+    assert kinds.count("begin") == 1 and kinds.count("end") == 1
+    assert kinds[0] == "begin" and kinds[-1] == "end"
+    # Partial results of the second sentence on both sides of the reconnect.
+    assert any(i < reconnect and k == "partial" for i, k in second)
+    assert any(i > reconnect and k == "partial" for i, k in second)
+    assert t.stats.duplicates == 0
 
 
 async def test_drop_before_transcription_started_is_retried_on_open(sim: Simulator) -> None:

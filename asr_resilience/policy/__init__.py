@@ -17,6 +17,7 @@ from ._model import (
     Language,
     RetryBudgetSettings,
     Rule,
+    StreamingSettings,
     TokenSettings,
     Unknown,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "PolicyIssue",
     "RetryBudgetSettings",
     "Rule",
+    "StreamingSettings",
     "TokenSettings",
     "Transport",
     "Unknown",

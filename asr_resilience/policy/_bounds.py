@@ -31,3 +31,5 @@ MAX_CONCURRENCY = 10_000
 """``concurrency``/``fleet`` ``initial``, ``min``, ``max`` and ``fleet.quota``: calls in flight."""
 MAX_LEASE_TTL = 3600.0
 """``fleet.lease_ttl``: how long a dead worker's slots stay taken."""
+MAX_UNCONFIRMED = 600.0
+"""``streaming.max_unconfirmed``: audio a stream sends ahead of what the gateway confirmed."""

@@ -31,6 +31,7 @@ from ._bounds import (
     MAX_OPEN_FOR,
     MAX_REFRESH_AHEAD,
     MAX_REFRESHES,
+    MAX_UNCONFIRMED,
     MAX_WINDOW,
 )
 from ._model import (
@@ -43,6 +44,7 @@ from ._model import (
     Defaults,
     FleetSettings,
     RetryBudgetSettings,
+    StreamingSettings,
     TokenSettings,
     Unknown,
 )
@@ -248,6 +250,19 @@ SECTIONS: dict[str, tuple[str, object, dict[str, _Field]]] = {
             "initial": ("Calls in flight at the start.", _integer(1, MAX_CONCURRENCY), 4),
             "min": ("The fewest calls in flight allowed.", _integer(1, MAX_CONCURRENCY), 1),
             "max": ("The most calls in flight allowed.", _integer(1, MAX_CONCURRENCY), 200),
+        },
+    ),
+    "streaming": (
+        "How a real-time stream paces its audio against what the gateway has confirmed.",
+        StreamingSettings(),
+        {
+            "max_unconfirmed": (
+                "The most audio a stream sends ahead of the last time the gateway reported "
+                "(a sentence's beginning, an intermediate result, a sentence's end); a cut "
+                "connection replays at most this much past the open sentence.",
+                _duration(MAX_UNCONFIRMED),
+                "3s",
+            ),
         },
     ),
 }

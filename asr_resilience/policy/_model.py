@@ -120,6 +120,18 @@ class FleetSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamingSettings:
+    """How a real-time stream paces its audio against what the gateway has confirmed.
+
+    ``max_unconfirmed`` is the most audio (seconds) a stream sends ahead of the last time the
+    gateway reported (a sentence's beginning, an intermediate result or a sentence's end): a
+    leg cut by the network then has at most that much (plus the open sentence) to replay.
+    """
+
+    max_unconfirmed: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A matcher and what to do when it matches; overrides of the defaults are optional."""
 

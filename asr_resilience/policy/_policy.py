@@ -20,6 +20,7 @@ from ._model import (
     Language,
     RetryBudgetSettings,
     Rule,
+    StreamingSettings,
     TokenSettings,
     Unknown,
 )
@@ -60,6 +61,7 @@ class Policy:
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    streaming: StreamingSettings = field(default_factory=StreamingSettings)
     source: str = ""
     """The file the policy was loaded from ("" when built in code)."""
     _by_code: dict[int, Decision] = field(

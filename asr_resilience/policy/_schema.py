@@ -23,6 +23,7 @@ from ._bounds import (
     MAX_OPEN_FOR,
     MAX_REFRESH_AHEAD,
     MAX_REFRESHES,
+    MAX_UNCONFIRMED,
     MAX_WINDOW,
 )
 from ._checks import Invalid
@@ -38,6 +39,7 @@ from ._model import (
     Language,
     RetryBudgetSettings,
     Rule,
+    StreamingSettings,
     TokenSettings,
     Unknown,
 )
@@ -62,6 +64,7 @@ TOP_KEYS = (
     "circuit_breaker",
     "concurrency",
     "fleet",
+    "streaming",
     "rules",
 )
 FLEET_KEYS = (
@@ -255,6 +258,20 @@ class Validator(RuleChecks):
         )
         return self._bounded_start(loc, items, field, settings)
 
+    def streaming(self, loc: Located) -> StreamingSettings:
+        field = "streaming"
+        items = self.mapping(loc, field, ("max_unconfirmed",))
+        base = StreamingSettings()
+        return StreamingSettings(
+            max_unconfirmed=self.optional(
+                items,
+                "max_unconfirmed",
+                field,
+                lambda v, f: self.duration(v, f, MAX_UNCONFIRMED),
+                base.max_unconfirmed,
+            )
+        )
+
     def _bounded_start(
         self, loc: Located, items: dict[str, Located], field: str, settings: _Bounded
     ) -> _Bounded:
@@ -311,6 +328,7 @@ def build_policy(doc: Located, name: str, source: str) -> tuple[Policy | None, l
     breaker = _section(v, items, "circuit_breaker", v.circuit_breaker, CircuitBreakerSettings())
     concurrency = _section(v, items, "concurrency", v.concurrency, ConcurrencySettings())
     fleet = _section(v, items, "fleet", v.fleet, FleetSettings())
+    streaming = _section(v, items, "streaming", v.streaming, StreamingSettings())
     no_rules: tuple[Rule, ...] = ()
     rules = _section(v, items, "rules", lambda loc: v.rules(loc, defaults), no_rules)
     if v.issues:
@@ -328,6 +346,7 @@ def build_policy(doc: Located, name: str, source: str) -> tuple[Policy | None, l
         circuit_breaker=breaker,
         concurrency=concurrency,
         fleet=fleet,
+        streaming=streaming,
         source=source,
     )
     return policy, []

@@ -33,6 +33,13 @@ class SimulatorConfig:
     """Texts of the sentences in order (instead of the deterministic vocabulary phrases)."""
     max_sentence_silence: int = 800
     """Silence (ms) that ends a sentence, unless the task asks for another one."""
+    realtime_factor: float | None = None
+    """Real-time transcription: the gateway processes audio at most this many times real time,
+    reading no further frame until it has; the socket buffers then hold a faster client back,
+    as the vendor's gateway does. None (the default): as fast as it arrives, which keeps tests
+    that stream recordings unpaced quick [?]."""
+    intermediate_every_ms: int = 200
+    """Real-time transcription: audio (ms) between two intermediate results of a sentence [?]."""
     pacing: float | None = None
     """Real-time transcription: refuse audio faster than this many times real time [?]."""
     pacing_grace_ms: int = 1000

@@ -5,6 +5,12 @@ text comes from features that survive a shift of a frame or two — its duration
 its loudness band and its pitch band (zero crossings) — mapped onto a fixed vocabulary, or from a
 scenario's transcript list. The same audio yields the same sentences and texts in whichever task
 it arrives, so a resumed stream can be compared with an uninterrupted one.
+
+For real-time transcription the detector also reports what happens *while* audio is heard
+(``progress_every_ms``): the onset of a sentence once its voiced run is long enough to be speech
+(:class:`Onset`), a snapshot of the open sentence at a regular cadence (:class:`Progress`), and the
+sentence when it closes — each with the audio position at which it happened, so the gateway can
+send it when its processing reaches that point.
 """
 
 from __future__ import annotations
@@ -47,6 +53,33 @@ def words_for(duration_ms: int, rms: float, zc_rate: float) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Onset:
+    """A sentence has begun at ``begin_time``; known once ``at_ms`` of audio is processed."""
+
+    begin_time: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The open sentence as heard so far (its text from the features so far), at ``at_ms``."""
+
+    sentence: Sentence
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """A sentence ended; known once ``at_ms`` of audio is processed (its trailing silence)."""
+
+    sentence: Sentence
+    at_ms: int
+
+
+Mark = Onset | Progress | Closed
+
+
 @dataclass
 class SentenceDetector:
     """Feed audio incrementally; collect finished sentences. Times count from the task start."""
@@ -64,6 +97,16 @@ class SentenceDetector:
     _voiced: int = 0
     finished: list[Sentence] = field(default_factory=list)
     total_voiced_ms: int = 0
+    progress_every_ms: int | None = None
+    """Record :class:`Mark` s (onsets, progress at this cadence, closes) for :meth:`take_marks`."""
+    _marks: list[Mark] = field(default_factory=list)
+    _announced: bool = False
+    _last_progress: int = 0  # ms at which the open sentence last reported progress
+
+    def take_marks(self) -> list[Mark]:
+        """What happened since the last call, in audio order (with ``progress_every_ms`` set)."""
+        marks, self._marks = self._marks, []
+        return marks
 
     @property
     def processed_ms(self) -> int:
@@ -101,6 +144,10 @@ class SentenceDetector:
                 sentence = self._close()
                 if sentence is not None:
                     closed.append(sentence)
+                    self._mark(Closed(sentence, (index + 1) * FRAME_MS))
+                continue
+            if self._begin is not None:
+                self._progress((index + 1) * FRAME_MS)
         self._frame += len(rms)
         self.finished.extend(closed)
         return closed
@@ -113,23 +160,51 @@ class SentenceDetector:
         if sentence is None:
             return []
         self.finished.append(sentence)
+        self._mark(Closed(sentence, self.processed_ms))
         return [sentence]
+
+    def _mark(self, mark: Mark) -> None:
+        if self.progress_every_ms is not None:
+            self._marks.append(mark)
+
+    def _progress(self, at_ms: int) -> None:
+        """The open sentence after ``at_ms``: its onset once it is speech, then its progress."""
+        assert self._begin is not None
+        if self.progress_every_ms is None:
+            return
+        begin = self._begin * FRAME_MS
+        heard = (self._last_voiced + 1) * FRAME_MS
+        if not self._announced:
+            # A voiced run shorter than MIN_SENTENCE_MS may still be a click: speech once longer.
+            if heard - begin >= MIN_SENTENCE_MS:
+                self._announced = True
+                self._last_progress = at_ms
+                self._marks.append(Onset(begin, at_ms))
+        elif at_ms - self._last_progress >= self.progress_every_ms:
+            self._last_progress = at_ms
+            self._marks.append(Progress(self._sentence(begin, heard), at_ms))
 
     def _close(self) -> Sentence | None:
         assert self._begin is not None
         begin = self._begin * FRAME_MS
         end = (self._last_voiced + 1) * FRAME_MS
-        voiced = self._voiced
         self._begin = None
+        self._announced = False
         duration = end - begin
         if duration < MIN_SENTENCE_MS:
             return None
         self.total_voiced_ms += duration
+        return self._sentence(begin, end, len(self.finished))
+
+    def _sentence(self, begin: int, end: int, index: int | None = None) -> Sentence:
+        """The sentence from ``begin`` to ``end`` by its features so far; ``index`` (of a closed
+        sentence) picks a scenario transcript, which an open sentence does not show yet."""
+        duration = end - begin
+        voiced = self._voiced
         frame_samples = self.sample_rate * FRAME_MS // 1000
         rms = self._rms_sum / max(voiced, 1)
         zc_rate = self._zc_sum / max(voiced, 1) / frame_samples
-        index = len(self.finished)
-        if index < len(self.transcripts):
+        if index is not None and index < len(self.transcripts):
             text = self.transcripts[index]
         else:
             text = words_for(duration, rms, zc_rate)

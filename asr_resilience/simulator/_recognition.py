@@ -37,6 +37,7 @@ class Recognition:
         max_sentence_silence: int = 800,
         transcripts: Sequence[str] | None = None,
         max_ms: int | None = None,
+        progress_every_ms: int | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.max_ms = max_ms
@@ -44,6 +45,7 @@ class Recognition:
             sample_rate=sample_rate,
             max_sentence_silence=max_sentence_silence,
             transcripts=tuple(transcripts or ()),
+            progress_every_ms=progress_every_ms,
         )
         self.received_bytes = 0
         self.pcm_bytes = 0
@@ -161,13 +163,11 @@ def sentence_end_payload(index: int, sentence: Sentence) -> dict[str, Any]:
 
 
 def partial_payload(index: int, sentence: Sentence) -> dict[str, Any]:
-    """A TranscriptionResultChanged for a sentence: its words but the last one."""
-    words = words_payload(sentence)[:-1] or words_payload(sentence)
-    separator = " " if " " in sentence.text.strip() else ""
+    """A TranscriptionResultChanged for an open sentence as heard so far (``time``: its end)."""
     return {
         "index": index,
-        "time": words[-1]["endTime"] if words else sentence.end_time,
-        "result": separator.join(w["text"] for w in words) if words else sentence.text,
+        "time": sentence.end_time,
+        "result": sentence.text,
         "confidence": sentence.confidence,
-        "words": words,
+        "words": words_payload(sentence),
     }

@@ -24,7 +24,7 @@ from ..protocol._messages import CONTROL
 from ._accounts import Account
 from ._admission import TOO_MANY_REQUESTS, check_task
 from ._context import SimulatorContext, drop
-from ._engine import Sentence
+from ._engine import Closed, Mark, Onset
 from ._recognition import Recognition, join_texts, partial_payload, sentence_end_payload
 from ._scenario import Phase
 
@@ -75,6 +75,7 @@ class Session:
         self.fired: set[int] = set()
         self.sentences = 0
         self.loop = asyncio.get_running_loop()
+        self._processed_at = 0.0  # loop time when the audio read so far is processed
 
     async def run(self) -> None:
         """Serve the connection until the task ends; always give the quota slot back."""
@@ -176,10 +177,18 @@ class Session:
         return await self._linger()
 
     async def _transcribe(self) -> None:
-        """Real-time transcription (SpeechTranscriber) after TranscriptionStarted."""
+        """Real-time transcription (SpeechTranscriber) after TranscriptionStarted.
+
+        Events follow the audio as it is processed (docs/protocol.md "Events"): SentenceBegin
+        at a sentence's onset, intermediate results at a regular cadence while it goes on (when
+        asked for), SentenceEnd once its trailing silence is heard. With a ``realtime_factor``
+        the audio is processed no faster than that, and no frame is read meanwhile.
+        """
         config = self.ctx.config
         silence = self.protocol.params.get("max_sentence_silence", config.max_sentence_silence)
-        audio = self._recognition(max_sentence_silence=silence)
+        audio = self._recognition(
+            max_sentence_silence=silence, progress_every_ms=config.intermediate_every_ms
+        )
         partials = self._partials
         last_frame = last_audio = self.loop.time()
         first_audio: float | None = None
@@ -203,25 +212,67 @@ class Session:
                     continue
                 last_audio = now
                 first_audio = now if first_audio is None else first_audio
-                closed = audio.feed(item.data)
+                heard = audio.audio_ms
+                audio.feed(item.data)
                 self._check_pace(audio, now - first_audio)
             except GatewayReject as reject:
                 return await self._fail(reject.code, reject.status_text)
             self.ctx.stats.audio_bytes += len(item.data)
-            for sentence in closed:
-                await self._sentence(sentence, partials)
+            await self._process(audio, heard, partials)
+            # The frame counts as heard once processed: read again only then.
+            last_frame = last_audio = self.loop.time()
             if await self._fault("audio", audio.audio_ms):
                 return None
         if await self._fault("stop"):
             return None
-        for sentence in audio.flush():
-            await self._sentence(sentence, partials)
+        audio.flush()
+        for mark in audio.detector.take_marks():
+            await self._event(mark, partials)
         if await self._hold(config.service_time):
             return None
         # docs/protocol.md "Events": TranscriptionCompleted once the rest of the audio is processed.
         self._finish()
         await self._send(self.protocol.completed())
         return await self._linger()
+
+    async def _process(self, audio: Recognition, heard: int, partials: bool) -> None:
+        """Process the audio after ``heard`` ms: send its events as processing reaches them.
+
+        ``realtime_factor`` bounds the speed: processing starts when the frame is read (or when
+        the previous one is done) and takes its duration divided by the factor.
+        """
+        factor = self.ctx.config.realtime_factor
+        marks = audio.detector.take_marks()
+        if not factor:
+            for mark in marks:
+                await self._event(mark, partials)
+            return
+        start = max(self.loop.time(), self._processed_at)
+        for mark in marks:
+            await self._until(start + (mark.at_ms - heard) / 1000 / factor)
+            await self._event(mark, partials)
+        self._processed_at = start + (audio.audio_ms - heard) / 1000 / factor
+        await self._until(self._processed_at)
+
+    async def _until(self, when: float) -> None:
+        """Processing takes time: until ``when`` (loop time); the simulator stopping ends it."""
+        delay = when - self.loop.time()
+        # A client that leaves ends the wait too; the next read or send then sees it leave.
+        if delay > 0 and await self.ctx.pause(delay, self.connection.wait_closed()):
+            if self.ctx.stopping.is_set():
+                raise _Over
+
+    async def _event(self, mark: Mark, partials: bool) -> None:
+        """The event for one mark of the detector (docs/protocol.md "Events")."""
+        if isinstance(mark, Onset):
+            self.sentences += 1
+            await self._send(self.protocol.sentence_begin(self.sentences, mark.begin_time))
+        elif isinstance(mark, Closed):
+            payload = sentence_end_payload(self.sentences, mark.sentence)
+            await self._send(self.protocol.sentence_end(payload))
+        elif partials:
+            payload = partial_payload(self.sentences, mark.sentence)
+            await self._send(self.protocol.result_changed(payload))
 
     def _control(self, audio: Recognition, payload: Mapping[str, Any]) -> None:
         """ControlTranscriber: parameters that may change mid-task."""
@@ -238,14 +289,6 @@ class Session:
         allowed = elapsed * 1000 * pacing + self.ctx.config.pacing_grace_ms
         if audio.audio_ms > allowed:
             raise GatewayReject(*TOO_FAST)
-
-    async def _sentence(self, sentence: Sentence, partials: bool) -> None:
-        self.sentences += 1
-        index = self.sentences
-        await self._send(self.protocol.sentence_begin(index, sentence.begin_time))
-        if partials:
-            await self._send(self.protocol.result_changed(partial_payload(index, sentence)))
-        await self._send(self.protocol.sentence_end(sentence_end_payload(index, sentence)))
 
     def _finish(self) -> None:
         # Counted before the event goes out: a client holding the event sees the count.
