@@ -86,7 +86,8 @@ async def test_intermediate_results(sim: Simulator) -> None:
         assert len(changed) >= (end.end_time - end.begin_time) // 200 - 1, end.index
         assert all(begin < events.index(c) < events.index(end) for c in changed)
         times = [c.time for c in changed]
-        assert times == sorted(times) and times[-1] == end.end_time
+        assert times == sorted(times)
+        assert times[-1] == end.end_time
         assert all(c.text for c in changed)
 
 
@@ -98,8 +99,10 @@ async def test_sentence_begin_comes_at_the_onset(sim: Simulator) -> None:
         await t.send_audio(SPEECH[: 700 * 32])  # the first sentence's first 700 ms
         began = await t.event()
         changed = await t.event()
-        assert isinstance(began, SentenceBegan) and (began.index, began.time) == (1, 0)
-        assert isinstance(changed, ResultChanged) and changed.index == 1
+        assert isinstance(began, SentenceBegan)
+        assert (began.index, began.time) == (1, 0)
+        assert isinstance(changed, ResultChanged)
+        assert changed.index == 1
         await t.send_audio(SPEECH[700 * 32 :])
         events = await t.stop()
     assert [e.index for e in _sentences(events)] == [1, 2, 3]

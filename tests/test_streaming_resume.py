@@ -131,8 +131,10 @@ async def test_drop_between_sentence_begin_and_end_delivers_it_once(sim: Simulat
     reconnect = next(i for i, e in enumerate(events) if e.kind == "reconnect")
     second = [(i, e.kind) for i, e in enumerate(events) if getattr(e, "index", 0) == 2]
     kinds = [kind for _, kind in second]
-    assert kinds.count("begin") == 1 and kinds.count("end") == 1
-    assert kinds[0] == "begin" and kinds[-1] == "end"
+    assert kinds.count("begin") == 1
+    assert kinds.count("end") == 1
+    assert kinds[0] == "begin"
+    assert kinds[-1] == "end"
     # Partial results of the second sentence on both sides of the reconnect.
     assert any(i < reconnect and k == "partial" for i, k in second)
     assert any(i > reconnect and k == "partial" for i, k in second)

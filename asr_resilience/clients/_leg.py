@@ -27,6 +27,8 @@ class Leg:
 
     __slots__ = (
         "attempt",
+        "confirmed",
+        "confirmed_at",
         "connection",
         "offset",
         "protocol",
@@ -52,6 +54,11 @@ class Leg:
         self.sent = offset
         """Stream position up to which this task has been sent the audio."""
         self.session_id = session_id
+        self.confirmed = offset
+        """Stream position up to which the task has reported hearing the audio (its events'
+        times), or the audio taken as heard after a quiet spell (the flow-control window)."""
+        self.confirmed_at = 0.0
+        """Loop time at which ``confirmed`` last moved (the window's deadline counts from it)."""
         self.stop_sent = False
         self.attempt: Attempt | None = None
         """The stream's attempt this leg is: it holds the concurrency slot until the leg ends."""

@@ -25,6 +25,15 @@ an earlier leg delivered, so the iterator reads like one uninterrupted task, plu
 :class:`Reconnected` event per resume (and an :class:`AudioGap` if the bounded buffer had to
 drop audio the new leg needed).
 
+Flow control. A leg is sent at most the policy's ``streaming.max_unconfirmed`` seconds of audio
+ahead of the last time its task reported (SentenceBegin, an intermediate result, SentenceEnd:
+each carries the ms of audio it has processed). A sender past that window waits for the next
+report, at most ``max_unconfirmed`` seconds after the previous one: a gateway that keeps real
+time has heard the window by then, so a quiet one (silence, a long sentence without intermediate
+results) has it taken as heard and the window moves on. Sent faster than the gateway hears, the
+audio in flight — what a cut makes the next leg replay — stays within the window plus the open
+sentence, so every leg has a chance to finish a sentence before the next cut.
+
 While a leg is being replaced, :meth:`Transcriber.send` does not wait for it: the audio joins
 the buffer (a live source must not stall), up to the buffer's bound.
 
@@ -46,7 +55,7 @@ from .._endpoints import resolve_url
 from .._errors import LocalProtocolError, TransportError
 from .._network import ProxySetting, SslSetting, resolve_network
 from .._secrets import scrub_exception
-from ..protocol import Completed, Failed, State
+from ..protocol import Completed, Failed, ResultChanged, SentenceBegan, SentenceEnded, State
 from ..protocol._client import MAX_AUDIO_FRAME
 from ..retry._attempt import Attempt
 from ..retry._call import CallState
@@ -189,6 +198,7 @@ class Transcriber:
             raise ValueError("max_queued_events must be at least 1")
         self.max_queued_events = max_queued_events
         self.resume = pcm if resume is None else resume
+        self.max_unconfirmed = self.policy.streaming.max_unconfirmed
         self.max_buffer_seconds = max_buffer_seconds
         self.replay_speed = replay_speed
         # docs/protocol.md "Audio frames": 16-bit mono PCM, 2 bytes a sample.
@@ -239,6 +249,7 @@ class Transcriber:
         self._live = asyncio.Event()  # a leg is up and its replay is done
         self._room = asyncio.Event()  # something changed that may make room in the buffer
         self._committed = asyncio.Event()  # a sentence ended (or the stream did)
+        self._confirmed = asyncio.Event()  # the leg reported hearing more (or it ended)
         self._error: BaseException | None = None
         self._reported = False  # the failure was raised to the caller at least once
         self._stopping = False
@@ -307,6 +318,7 @@ class Transcriber:
         return leg
 
     def _attach(self, leg: Leg) -> None:
+        leg.confirmed_at = asyncio.get_running_loop().time()
         self._leg = leg
         self._generation += 1
         self.task_id, self.session_id = leg.task_id, leg.session_id
@@ -475,15 +487,20 @@ class Transcriber:
         began, base = loop.time(), leg.sent
         rate = self._buffer.bytes_per_second * pace if pace else None
         size = PACED_CHUNK if rate else MAX_AUDIO_FRAME
+        window = self._window()
         while leg is self._leg and leg.sent < self._buffer.end:
             if leg.protocol.state is not State.STARTED:
                 return None  # the task ended on its own (TaskFailed): the event path has it
+            room = leg.confirmed + window - leg.sent if window else size
+            if room <= 0:
+                await self._await_confirmation(leg)
+                continue
             if rate is not None:
                 delay = began + (leg.sent - base) / rate - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                     continue
-            chunk = self._buffer.read(leg.sent, size)
+            chunk = self._buffer.read(leg.sent, min(size, room))
             try:
                 await leg.connection.send(leg.protocol.audio(chunk))
             except TransportError as exc:
@@ -501,6 +518,40 @@ class Transcriber:
                 return exc
         self._live.set()
         return None
+
+    def _window(self) -> int:
+        """The flow-control window in bytes (0: none, for audio that cannot be cut by time)."""
+        if self._bytes_per_second is None:
+            return 0
+        return max(2, self._buffer.position(round(self.max_unconfirmed * 1000)))
+
+    async def _await_confirmation(self, leg: Leg) -> None:
+        """Wait until ``leg`` reports hearing more of its audio, it ends, or the window's deadline
+        (``max_unconfirmed`` seconds after its last report) passes: then what it was sent is
+        taken as heard — a gateway that keeps real time has heard it by now."""
+        loop = asyncio.get_running_loop()
+        left = leg.confirmed_at + self.max_unconfirmed - loop.time()
+        if left > 0:
+            self._confirmed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._confirmed.wait(), left)
+                return
+        if leg is self._leg:
+            leg.confirmed, leg.confirmed_at = leg.sent, loop.time()
+
+    def _confirm(self, leg: Leg, event: object) -> None:
+        """A task event's time (ms of its audio processed) confirms the audio up to it."""
+        if isinstance(event, SentenceBegan | ResultChanged):
+            ms = event.time
+        elif isinstance(event, SentenceEnded):
+            ms = event.end_time
+        else:
+            return
+        position = min(leg.sent, leg.offset + self._buffer.position(ms))
+        if position > leg.confirmed:
+            leg.confirmed = position
+            leg.confirmed_at = asyncio.get_running_loop().time()
+            self._confirmed.set()
 
     async def _broken(self, error: TransportError) -> None:
         """The socket broke under a send. Resuming, the event path takes it from here."""
@@ -590,6 +641,7 @@ class Transcriber:
                 return
             if isinstance(event, Failed):
                 raise failure_error(event)
+            self._confirm(leg, event)
             sentence = self._timeline.event(event)
             if sentence is None:
                 continue
@@ -610,6 +662,7 @@ class Transcriber:
             self._leg = None
         self._live.clear()
         self._room.set()
+        self._confirmed.set()  # a sender waiting for this leg's reports stops waiting
         replayer, self._replayer = self._replayer, None
         if replayer is not None:
             replayer.cancel()
@@ -645,6 +698,7 @@ class Transcriber:
         self._live.set()  # wake senders waiting for a leg or for room: they raise or stop
         self._room.set()
         self._committed.set()
+        self._confirmed.set()
         self._events.push(_END)
 
     # -- whole files -----------------------------------------------------------------------------

@@ -258,9 +258,9 @@ class Session:
         """Processing takes time: until ``when`` (loop time); the simulator stopping ends it."""
         delay = when - self.loop.time()
         # A client that leaves ends the wait too; the next read or send then sees it leave.
-        if delay > 0 and await self.ctx.pause(delay, self.connection.wait_closed()):
-            if self.ctx.stopping.is_set():
-                raise _Over
+        stopped = delay > 0 and await self.ctx.pause(delay, self.connection.wait_closed())
+        if stopped and self.ctx.stopping.is_set():
+            raise _Over
 
     async def _event(self, mark: Mark, partials: bool) -> None:
         """The event for one mark of the detector (docs/protocol.md "Events")."""
