@@ -1,0 +1,91 @@
+"""A resumable stream over a link that dies every few hundred KB of upload (a cutting proxy).
+
+40 sentences (72 s of audio) go through :class:`~tests.cutting_proxy.CuttingProxy`, which cuts
+each connection after 150-450 KB of upload (N drawn from a seeded RNG): about ten cuts a run.
+The simulator processes audio at a bounded speed (``realtime_factor``), so a sender faster than
+that meets the back-pressure of the real gateway. Sent as fast as the gateway takes it, the
+stream once pushed ~15 s of audio ahead of what the gateway had confirmed, every resume had to
+replay all of it, and the replay itself was cut: 4 attempts, 0 sentences. The flow-control
+window (``streaming.max_unconfirmed``) keeps the replay to a few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from asr_resilience.clients import SentenceEvent, Transcriber, paced, split_frames, transcribe_file
+from asr_resilience.simulator import Simulator, SimulatorConfig
+from asr_resilience.testing import SpeechSample, no_wait, speech
+
+from .cutting_proxy import CuttingProxy
+from .streaming_support import Collector, ends
+
+SAMPLE = speech(40)
+CUT_AFTER = (150_000, 450_000)
+"""Bytes of upload after which the proxy cuts a connection (about 5-14 s of audio)."""
+BYTES_PER_SECOND = 32_000
+
+
+SPEED = 40.0
+"""The gateway's real-time factor: 72 s of audio take it about 2 s."""
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """A gateway that processes audio at 40x real time."""
+    async with Simulator(config=SimulatorConfig(realtime_factor=SPEED)) as simulator:
+        yield simulator
+
+
+def _times(sentences: list[SentenceEvent]) -> list[tuple[str, int, int]]:
+    return [(s.text, s.begin_time, s.end_time) for s in sentences]
+
+
+async def _clean(sim: Simulator, sample: SpeechSample) -> list[SentenceEvent]:
+    """The sentences of one uninterrupted run, straight to the gateway (processing unbounded:
+    the speed changes when events come, not what they say)."""
+    sim.configure(realtime_factor=None)
+    try:
+        return await transcribe_file(
+            sample.pcm, realtime=False, url=sim.gateway_url, appkey=sim.appkey, tokens=sim.token()
+        )
+    finally:
+        sim.configure(realtime_factor=SPEED)
+
+
+async def test_full_speed_through_cuts_delivers_every_sentence_once(sim: Simulator) -> None:
+    """Unpaced (``realtime=False``) through ~10 cuts: every sentence once, the clean run's times."""
+    expected = await _clean(sim, SAMPLE)
+    assert [s.text for s in expected] == list(SAMPLE.texts)
+    async with CuttingProxy(sim.gateway_url, *CUT_AFTER, seed=1) as proxy:
+        t = Transcriber(proxy.url, sim.appkey, sim.token(), replay_speed=None)
+        with no_wait():
+            got = await t.transcribe_file(SAMPLE.pcm, realtime=False)
+    assert proxy.cuts >= 5
+    assert t.stats.reconnects == proxy.cuts
+    assert _times(got) == _times(expected)
+    assert [s.index for s in got] == list(range(1, 41))
+    assert t.stats.duplicates == t.stats.gaps == 0
+
+
+async def test_paced_through_cuts_delivers_every_sentence_once(sim: Simulator) -> None:
+    """Paced like a live source, slower than the gateway hears (20x against its 40x, as real
+    time against a real-time gateway), through the cuts: every sentence once, the same times."""
+    expected = await _clean(sim, SAMPLE)
+    async with CuttingProxy(sim.gateway_url, *CUT_AFTER, seed=2) as proxy:
+        t = Transcriber(proxy.url, sim.appkey, sim.token(), replay_speed=None)
+        with no_wait():
+            async with t:
+                collector = Collector(t)
+                async for frame in paced(
+                    split_frames(SAMPLE.pcm, 3200), BYTES_PER_SECOND * int(SPEED) // 2
+                ):
+                    await t.send(frame)
+                await t.finish()
+            got = ends(await collector.done())
+    assert proxy.cuts >= 5
+    assert t.stats.reconnects == proxy.cuts
+    assert _times(got) == _times(expected)
+    assert t.stats.duplicates == t.stats.gaps == 0
