@@ -4,8 +4,10 @@ The same generated recording (sentences of 1-3 s separated by a second of silenc
 demo's generator) is transcribed twice against the simulator: once without faults (the
 reference), once with the connection cut every 30 s of audio and a 50000000 every 2 minutes.
 The second run must deliver every sentence of the first exactly once, with the same text and
-times (± 20 ms), replaying no more than about one sentence per fault, with the replay buffer
-within its bound.
+times (± 20 ms), with the replay buffer within its bound. How much each fault replays — about one
+sentence — depends on how far the sender was ahead of the gateway when it hit, which the
+machine's load decides: it is measured here (``max_sentences_replayed``,
+``mean_sentences_replayed``), not asserted by the tests.
 
 The fault scenario. The simulator counts audio per task, not per stream, so the faults are
 placed per task: every task loses its connection once it has received 30 s of audio — a TCP
@@ -153,6 +155,9 @@ async def _run(seconds: int, speed: int, fault_after_ms: int) -> dict[str, Any]:
         "replayed_seconds": round(s.replayed_seconds, 1),
         "max_replayed_seconds": round(max((r.replayed_ms for r in resumes), default=0) / 1000, 1),
         "max_sentences_replayed": max((_sentences_in(x, expected) for x in spans), default=0),
+        "mean_sentences_replayed": round(
+            sum(_sentences_in(x, expected) for x in spans) / max(len(spans), 1), 2
+        ),
         "longest_sentence_seconds": max(e.end_time - e.begin_time for e in expected) / 1000,
         "gaps": s.gaps,
         "peak_buffer_seconds": s.peak_buffer_seconds,

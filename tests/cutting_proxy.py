@@ -23,7 +23,8 @@ class CuttingProxy:
 
     def __init__(self, target_url: str, low: int, high: int, *, seed: int = 0) -> None:
         parts = urlsplit(target_url)
-        assert parts.hostname is not None and parts.port is not None
+        assert parts.hostname is not None
+        assert parts.port is not None
         self._target = (parts.hostname, parts.port)
         self._parts = parts
         self._random = random.Random(seed)

@@ -30,6 +30,7 @@ class Leg:
         "confirmed",
         "confirmed_at",
         "connection",
+        "last_report",
         "offset",
         "protocol",
         "sent",
@@ -59,6 +60,9 @@ class Leg:
         times), or the audio taken as heard after a quiet spell (the flow-control window)."""
         self.confirmed_at = 0.0
         """Loop time at which ``confirmed`` last moved (the window's deadline counts from it)."""
+        self.last_report: tuple[int, float] | None = None
+        """The task's last report (position, loop time) since the window last moved without
+        one: what ``_flow.FlowWindow`` measures the gateway's speed from."""
         self.stop_sent = False
         self.attempt: Attempt | None = None
         """The stream's attempt this leg is: it holds the concurrency slot until the leg ends."""

@@ -25,14 +25,10 @@ an earlier leg delivered, so the iterator reads like one uninterrupted task, plu
 :class:`Reconnected` event per resume (and an :class:`AudioGap` if the bounded buffer had to
 drop audio the new leg needed).
 
-Flow control. A leg is sent at most the policy's ``streaming.max_unconfirmed`` seconds of audio
-ahead of the last time its task reported (SentenceBegin, an intermediate result, SentenceEnd:
-each carries the ms of audio it has processed). A sender past that window waits for the next
-report, at most ``max_unconfirmed`` seconds after the previous one: a gateway that keeps real
-time has heard the window by then, so a quiet one (silence, a long sentence without intermediate
-results) has it taken as heard and the window moves on. Sent faster than the gateway hears, the
-audio in flight — what a cut makes the next leg replay — stays within the window plus the open
-sentence, so every leg has a chance to finish a sentence before the next cut.
+Flow control (:mod:`~asr_resilience.clients._flow`): a leg is sent at most the policy's
+``streaming.max_unconfirmed`` seconds of audio past the last time its task reported (each
+SentenceBegin, intermediate result and SentenceEnd says how much audio it has processed), so a
+cut makes the next leg replay a few seconds, not whatever the sockets held.
 
 While a leg is being replaced, :meth:`Transcriber.send` does not wait for it: the audio joins
 the buffer (a live source must not stall), up to the buffer's bound.
@@ -64,6 +60,7 @@ from ..retry._settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from ._audio import FRAME_BYTES, paced, split_frames
 from ._credentials import resolve_appkey, resolve_tokens
+from ._flow import FlowWindow
 from ._inbox import Inbox
 from ._leg import Leg, start_leg
 from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
@@ -199,6 +196,7 @@ class Transcriber:
         self.max_queued_events = max_queued_events
         self.resume = pcm if resume is None else resume
         self.max_unconfirmed = self.policy.streaming.max_unconfirmed
+        """Seconds of audio a leg is sent past its task's last report (policy ``streaming``)."""
         self.max_buffer_seconds = max_buffer_seconds
         self.replay_speed = replay_speed
         # docs/protocol.md "Audio frames": 16-bit mono PCM, 2 bytes a sample.
@@ -232,6 +230,12 @@ class Transcriber:
         self.task_id = self.session_id = ""
         self.attempts = self.bytes_sent = 0
         self._buffer = ReplayBuffer(self._bytes_per_second or 32000, self.max_buffer_seconds)
+        # Flow control needs audio that is cut by time (PCM); other formats are sent unwindowed.
+        self._flow = (
+            FlowWindow(self.max_unconfirmed, self._bytes_per_second, self._buffer.position(1))
+            if self._bytes_per_second
+            else None
+        )
         self._timeline = Timeline()
         self._resumption = Resumption(self._settings)
         self._heard = 0  # the furthest stream position any leg was sent
@@ -318,7 +322,8 @@ class Transcriber:
         return leg
 
     def _attach(self, leg: Leg) -> None:
-        leg.confirmed_at = asyncio.get_running_loop().time()
+        if self._flow is not None:
+            self._flow.start(leg, asyncio.get_running_loop().time())
         self._leg = leg
         self._generation += 1
         self.task_id, self.session_id = leg.task_id, leg.session_id
@@ -487,11 +492,11 @@ class Transcriber:
         began, base = loop.time(), leg.sent
         rate = self._buffer.bytes_per_second * pace if pace else None
         size = PACED_CHUNK if rate else MAX_AUDIO_FRAME
-        window = self._window()
+        flow = self._flow
         while leg is self._leg and leg.sent < self._buffer.end:
             if leg.protocol.state is not State.STARTED:
                 return None  # the task ended on its own (TaskFailed): the event path has it
-            room = leg.confirmed + window - leg.sent if window else size
+            room = flow.room(leg) if flow is not None else size
             if room <= 0:
                 await self._await_confirmation(leg)
                 continue
@@ -519,38 +524,33 @@ class Transcriber:
         self._live.set()
         return None
 
-    def _window(self) -> int:
-        """The flow-control window in bytes (0: none, for audio that cannot be cut by time)."""
-        if self._bytes_per_second is None:
-            return 0
-        return max(2, self._buffer.position(round(self.max_unconfirmed * 1000)))
-
     async def _await_confirmation(self, leg: Leg) -> None:
-        """Wait until ``leg`` reports hearing more of its audio, it ends, or the window's deadline
-        (``max_unconfirmed`` seconds after its last report) passes: then what it was sent is
-        taken as heard — a gateway that keeps real time has heard it by now."""
+        """Wait until ``leg``'s task reports hearing more, the leg ends, or the window's deadline
+        passes (then what it was sent counts as heard; see :mod:`._flow`)."""
+        flow = self._flow
+        assert flow is not None
         loop = asyncio.get_running_loop()
-        left = leg.confirmed_at + self.max_unconfirmed - loop.time()
+        left = flow.deadline(leg) - loop.time()
         if left > 0:
             self._confirmed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._confirmed.wait(), left)
                 return
         if leg is self._leg:
-            leg.confirmed, leg.confirmed_at = leg.sent, loop.time()
+            flow.assume_heard(leg, loop.time())
 
     def _confirm(self, leg: Leg, event: object) -> None:
         """A task event's time (ms of its audio processed) confirms the audio up to it."""
+        if self._flow is None:
+            return
         if isinstance(event, SentenceBegan | ResultChanged):
             ms = event.time
         elif isinstance(event, SentenceEnded):
             ms = event.end_time
         else:
             return
-        position = min(leg.sent, leg.offset + self._buffer.position(ms))
-        if position > leg.confirmed:
-            leg.confirmed = position
-            leg.confirmed_at = asyncio.get_running_loop().time()
+        position = leg.offset + self._buffer.position(ms)
+        if self._flow.report(leg, position, asyncio.get_running_loop().time()):
             self._confirmed.set()
 
     async def _broken(self, error: TransportError) -> None:
