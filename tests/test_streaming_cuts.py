@@ -12,14 +12,16 @@ window (``streaming.max_unconfirmed``) keeps the replay to a few seconds.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from asr_resilience.clients import SentenceEvent, Transcriber, paced, split_frames, transcribe_file
-from asr_resilience.simulator import Simulator, SimulatorConfig
+from asr_resilience.simulator import Fault, Simulator, SimulatorConfig
 from asr_resilience.testing import SpeechSample, no_wait, speech
 
 from .cutting_proxy import CuttingProxy
+from .helpers import write_policy
 from .streaming_support import Collector, ends
 
 SAMPLE = speech(40)
@@ -89,3 +91,23 @@ async def test_paced_through_cuts_delivers_every_sentence_once(sim: Simulator) -
     assert t.stats.reconnects == proxy.cuts
     assert _times(got) == _times(expected)
     assert t.stats.duplicates == t.stats.gaps == 0
+
+
+@pytest.mark.parametrize("window", [1.0, 3.0])
+async def test_a_cut_replays_at_most_the_window_past_the_open_sentence(
+    sim: Simulator, tmp_path: Path, window: float
+) -> None:
+    """Unpaced against a gateway that hears at 40x: a cut replays the open sentence and at most
+    ``streaming.max_unconfirmed`` past it, not what the sockets held."""
+    sim.set_scenario([Fault("close", "audio", after_ms=20_000, sessions=(1,))])
+    policy = write_policy(tmp_path, f"streaming: {{max_unconfirmed: {window}s}}\n")
+    t = Transcriber(sim.gateway_url, sim.appkey, sim.token(), policy, replay_speed=None)
+    with no_wait():
+        got = await t.transcribe_file(SAMPLE.pcm, realtime=False)
+    assert [s.text for s in got] == list(SAMPLE.texts)
+    assert t.stats.reconnects == 1
+    # The replay starts at the end of the last sentence delivered before the cut: then come a
+    # second of silence, the open sentence, the 800 ms of silence that would end it, and the
+    # window past the gateway's last report. (Without the window: the ~15 s the sockets hold.)
+    open_sentence = 1000 + max(s.end_time - s.begin_time for s in got) + 800
+    assert t.stats.replayed_ms <= open_sentence + window * 1000

@@ -1,12 +1,21 @@
-"""The sans-I/O parts of a resumable stream: the replay buffer and the stream timeline."""
+"""The sans-I/O parts of a resumable stream: the replay buffer, the timeline, the flow window."""
 
 from __future__ import annotations
 
 import pytest
 
+from asr_resilience.clients._flow import FlowWindow
+from asr_resilience.clients._leg import Leg
 from asr_resilience.clients._replay import ReplayBuffer
 from asr_resilience.clients._timeline import Timeline
-from asr_resilience.protocol import ResultChanged, SentenceBegan, SentenceEnded, Word
+from asr_resilience.protocol import (
+    TRANSCRIBER,
+    ClientProtocol,
+    ResultChanged,
+    SentenceBegan,
+    SentenceEnded,
+    Word,
+)
 
 RATE = 32000  # bytes a second: 16 kHz 16-bit mono
 
@@ -129,3 +138,51 @@ def test_timeline_announces_an_open_sentence_once() -> None:
         500,
     )
     assert line.event(object()) is None
+
+
+def _leg(offset: int = 0) -> Leg:
+    """A leg for the window's arithmetic; it never touches its connection."""
+    return Leg(None, ClientProtocol(TRANSCRIBER, "appkey"), "token", offset)  # type: ignore[arg-type]
+
+
+def test_window_bounds_what_is_sent_past_the_last_report() -> None:
+    """room() is the window past the last report; a report moves it, a stale one does not."""
+    flow = FlowWindow(3.0, RATE, 32)
+    leg = _leg(offset=RATE)  # the leg hears the stream from 1 s on
+    flow.start(leg, now=10.0)
+    assert flow.room(leg) == 3 * RATE
+    leg.sent = 4 * RATE
+    assert flow.room(leg) == 0
+    assert flow.report(leg, 2 * RATE, now=10.1)
+    assert flow.room(leg) == RATE
+    assert not flow.report(leg, 2 * RATE, now=10.2)  # nothing new
+    assert flow.report(leg, 9 * RATE, now=10.3)  # past what was sent: capped
+    assert leg.confirmed == leg.sent
+
+
+def test_window_deadline_at_the_speed_the_gateway_showed() -> None:
+    """Without a report the audio counts as heard once the gateway, at the speed its reports
+    showed (never below real time), has had time to hear it; a later report corrects that."""
+    flow = FlowWindow(3.0, RATE, 32)
+    leg = _leg()
+    flow.start(leg, now=0.0)
+    leg.sent = 3 * RATE
+    assert flow.speed == 1.0
+    assert flow.deadline(leg) == pytest.approx(3.0)  # unknown gateway: real time
+    flow.report(leg, RATE, now=0.1)  # 1 s of audio in 0.1 s: 10x real time
+    assert flow.speed == pytest.approx(10.0)
+    assert flow.deadline(leg) == pytest.approx(0.1 + 2 / 10)
+    flow.assume_heard(leg, now=0.3)
+    assert (leg.confirmed, flow.room(leg)) == (3 * RATE, 3 * RATE)
+    leg.sent = 6 * RATE
+    # The gateway was slower than it seemed: its report pulls the window back.
+    assert flow.report(leg, 2 * RATE, now=0.5)
+    assert flow.room(leg) == -RATE
+    # The wait for the deadline (0.1 .. 0.3 s) is not counted as the gateway's time.
+    assert flow.speed == pytest.approx(2 / (0.1 + 0.2))
+    slow = FlowWindow(3.0, RATE, 32)
+    crawling = _leg()
+    slow.start(crawling, now=0.0)
+    crawling.sent = RATE
+    slow.report(crawling, RATE // 2, now=5.0)  # slower than real time: real time is assumed
+    assert slow.speed == 1.0

@@ -53,16 +53,20 @@ class FlowWindow:
         return leg.confirmed + self.size - leg.sent
 
     def report(self, leg: Leg, position: int, now: float) -> bool:
-        """The task reported hearing the stream up to ``position``; True when that is news."""
+        """The task reported hearing the stream up to ``position``; True when the window moved.
+
+        A report is the truth: it replaces a position only taken as heard, even one further on
+        (the gateway was slower than it seemed), so a sender that ran ahead waits for it again.
+        """
         position = min(position, leg.sent)
         last = leg.last_report
-        if last is not None and position > last[0]:
+        if last is not None:
+            if position <= last[0]:
+                return False  # nothing new (reports of one task only move forward)
             # Two reports in a row, no deadline between them: how fast the gateway heard.
             self._heard_seconds += (position - last[0]) / self.bytes_per_second
             self._heard_s += now - last[1]
-        leg.last_report = (max(position, last[0]) if last else position, now)
-        if position <= leg.confirmed:
-            return False
+        leg.last_report = (position, now)
         leg.confirmed, leg.confirmed_at = position, now
         return True
 
@@ -72,5 +76,9 @@ class FlowWindow:
         return leg.confirmed_at + unconfirmed / self.speed
 
     def assume_heard(self, leg: Leg, now: float) -> None:
-        """No report by the deadline: what ``leg`` was sent counts as heard (not a report)."""
-        leg.confirmed, leg.confirmed_at, leg.last_report = leg.sent, now, None
+        """No report by the deadline: what ``leg`` was sent counts as heard, until the next
+        report says how far the gateway really got."""
+        leg.confirmed, leg.confirmed_at = leg.sent, now
+        if leg.last_report is not None:
+            # The time since the last report measured the sender, not the gateway.
+            leg.last_report = (leg.last_report[0], now)
