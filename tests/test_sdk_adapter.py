@@ -247,13 +247,21 @@ def test_drop_during_audio_is_retried(gateway: SimulatorThread) -> None:
     assert [e["transport"] for e in retries] == ["abnormal_close"]
 
 
-def test_transcriber_drop_restarts_the_audio(gateway: SimulatorThread) -> None:
-    """SdkTranscriber retries a dropped stream from the start and returns the full sentences."""
-    gateway.set_scenario([Fault("close", "audio", after_ms=1500, times=1)])
+def test_transcriber_drop_resumes_from_the_last_sentence(gateway: SimulatorThread) -> None:
+    """A drop mid-stream (inside the second sentence): the next task starts at the end of the
+    first sentence, and every sentence comes once, on the file's times."""
+    gateway.set_scenario([Fault("close", "audio", after_ms=2600, times=1)])
     sdk = SdkTranscriber(gateway.gateway_url, gateway.appkey, gateway.token())
+    heard_before = gateway.stats.audio_bytes
     with no_wait():
         events = sdk.transcribe(SPEECH, realtime=False)
+    heard = gateway.stats.audio_bytes - heard_before
     assert [(e.index, e.begin_time, e.end_time) for e in events] == [(1, 0, 1200), (2, 2200, 3000)]
+    assert events[1].words[0].start_time == 2200
+    # The first task heard up to the cut (2.6 s and a frame); the second from 1.2 s on, not
+    # the whole audio again.
+    resumed_from = 1200 * 32
+    assert heard <= 2600 * 32 + 3200 + len(SPEECH) - resumed_from
 
 
 class SlotHolder:

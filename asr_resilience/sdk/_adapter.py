@@ -25,6 +25,7 @@ from ..retry._overrides import call_limits
 from ..retry._settings import PolicyLike, make_settings, resolve_policy
 from ..tokens import TokenManager
 from . import _nls
+from ._continuation import Continuation
 from ._trace import install_log_tap
 from ._tracker import AttemptTracker, CallNotes, Finished
 
@@ -115,7 +116,10 @@ class _SdkAdapter:
         pace: int | None,
         deadline: float | None,
         max_attempts: int | None,
+        continuation: Continuation | None = None,
     ) -> tuple[AttemptTracker, Finished, int]:
+        """The call: attempts until one completes. With a ``continuation`` (the transcriber)
+        each attempt sends the audio from its offset and hands it its sentences."""
         limit, attempts = call_limits(deadline, max_attempts)
         if chunk <= 0:
             raise ValueError("chunk must be a positive number of bytes")
@@ -125,8 +129,9 @@ class _SdkAdapter:
         def body(attempt: Attempt) -> tuple[AttemptTracker, Finished, int]:
             # A blocking SDK cannot be interrupted: every wait gets the time left instead.
             limit = min(self.timeout, attempt.remaining)
+            audio = data[continuation.offset :] if continuation is not None else data
             tracker, finished = self._attempt(
-                attempt.token, call, data, aformat, sample_rate, chunk, pace, limit
+                attempt.token, call, audio, aformat, sample_rate, chunk, pace, limit, continuation
             )
             return tracker, finished, attempt.number
 
@@ -143,10 +148,12 @@ class _SdkAdapter:
         chunk: int,
         pace: int | None,
         limit: float,
+        continuation: Continuation | None = None,
     ) -> tuple[AttemptTracker, Finished]:
         """One SDK object, one connection; raises what the tracker's outcome says.
 
-        ``limit`` (seconds) bounds each of the SDK's waits: its timeout, or the time left.
+        ``limit`` (seconds) bounds each of the SDK's waits: its timeout, or the time left. The
+        ``continuation`` takes the sentences the attempt delivered, whatever its outcome.
         """
         check_token(token)  # the SDK would send a broken header and retry as a drop
         self._tap.ensure_enabled()
@@ -167,6 +174,8 @@ class _SdkAdapter:
             return tracker, tracker.outcome(call, waited=limit)
         finally:
             tracker.release(limit)
+            if continuation is not None:
+                continuation.take(tracker.sentences)
 
     def _start(self, sdk: Any, aformat: str, sample_rate: int, limit: float) -> None:
         exc = self._nls.exception
@@ -251,9 +260,11 @@ class SdkRecognizer(_SdkAdapter):
 class SdkTranscriber(_SdkAdapter):
     """``nls.NlsSpeechTranscriber`` (real-time transcription) under a policy; thread-safe.
 
-    The arguments are :class:`SdkRecognizer`'s. A failed attempt starts the audio again from
-    the beginning on a new task: the SDK cannot resume a stream (``asr_resilience.Transcriber``
-    can continue a live one).
+    The arguments are :class:`SdkRecognizer`'s. After a failed attempt the next one (a new
+    SDK object, a new task) starts at the end of the last sentence delivered, as
+    :class:`~asr_resilience.Transcriber` resumes: every sentence once, on the file's times
+    (PCM; other formats start again from the beginning). The policy's attempts and deadline
+    bound the whole call.
     """
 
     _service = "transcriber"
@@ -271,7 +282,7 @@ class SdkTranscriber(_SdkAdapter):
         deadline: float | None = None,
         max_attempts: int | None = None,
     ) -> list[SentenceEvent]:
-        """Transcribe ``audio``; the sentences' end events of the attempt that completed.
+        """Transcribe ``audio``; its sentences' end events, across the attempts it took.
 
         ``deadline`` and ``max_attempts`` override the policy's for this call, as
         :meth:`SdkRecognizer.recognize`'s do.
@@ -280,6 +291,8 @@ class SdkTranscriber(_SdkAdapter):
         bursts far faster than real time); pass False only for short audio or a simulator.
         Blocks; raises as :meth:`SdkRecognizer.recognize` does.
         """
-        pace = 2 * sample_rate if realtime and aformat == "pcm" else None
-        tracker, _, _ = self._run(audio, aformat, sample_rate, chunk, pace, deadline, max_attempts)
-        return [event for event in tracker.sentences if event.kind == "end"]
+        pcm = aformat == "pcm"
+        pace = 2 * sample_rate if realtime and pcm else None
+        continuation = Continuation(2 * sample_rate if pcm else None)
+        self._run(audio, aformat, sample_rate, chunk, pace, deadline, max_attempts, continuation)
+        return continuation.sentences
