@@ -15,7 +15,7 @@ import pytest
 
 from asr_resilience import testing
 from asr_resilience.clients import Recognizer
-from asr_resilience.protocol import RECOGNIZER, Completed, Failed
+from asr_resilience.protocol import RECOGNIZER, TRANSCRIBER, Completed, Failed, SentenceEnded
 from asr_resilience.tokens import TokenManager
 
 from .audio_fixtures import speech_like
@@ -42,7 +42,11 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Endpoint]]:
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("faults: [{action: code, phase: start, code: 50000000, sessions: [2]}]\n")
     process = subprocess.Popen(
-        [*COMMAND, "--scenario", str(scenario), "--quota", "5", "--token-ttl", "600"],
+        [
+            *COMMAND,
+            *("--scenario", str(scenario), "--quota", "5", "--token-ttl", "600"),
+            *("--realtime-factor", "50"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -114,6 +118,31 @@ def test_simulate_bad_files(tmp_path: Path, option: str, content: str, message: 
     assert result.stderr.count("\n") == 1
     assert message in result.stderr
     assert str(path) in result.stderr
+
+
+async def test_simulate_realtime_factor_serves_transcription(
+    running: tuple[subprocess.Popen[str], Endpoint],
+) -> None:
+    """--realtime-factor: real-time transcription is served, its sentences as without it."""
+    _, endpoint = running
+    events = await run_task(endpoint, TRANSCRIBER, speech_like([(800, 440), (600, 660)]))
+    ends = [e for e in events if isinstance(e, SentenceEnded)]
+    assert [(e.index, e.begin_time, e.end_time) for e in ends] == [(1, 0, 800), (2, 1800, 2400)]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "fast", "inf"])
+def test_simulate_bad_realtime_factor(value: str) -> None:
+    """--realtime-factor must be a positive number: one line, exit 2."""
+    result = subprocess.run(
+        [*COMMAND, "--realtime-factor", value],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--realtime-factor" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_simulate_missing_file(tmp_path: Path) -> None:

@@ -50,6 +50,13 @@ def register(commands: Any) -> None:
         "--token-ttl", type=_positive_float, metavar="SECONDS", help="lifetime of issued tokens"
     )
     parser.add_argument(
+        "--realtime-factor",
+        type=_positive_factor,
+        metavar="X",
+        help="process real-time transcription audio at most X times real time (e.g. 1: as the "
+        "service; default: as fast as it arrives)",
+    )
+    parser.add_argument(
         "--env",
         action="store_true",
         help="print the connection values as shell export lines instead of JSON",
@@ -107,6 +114,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here: the simulator needs the optional ``simulator`` extra (numpy, aiohttp).
     with requires_extra("asr-resilience simulate"):  # a missing extra: cli.main says which
@@ -116,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         scenario = Scenario.from_yaml(args.scenario) if args.scenario else Scenario()
     except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
         return _error(_one_line(exc))
-    config = SimulatorConfig(token_ttl=args.token_ttl)
+    config = SimulatorConfig(token_ttl=args.token_ttl, realtime_factor=args.realtime_factor)
     simulator = Simulator(
         host=args.host,
         port=args.port,
