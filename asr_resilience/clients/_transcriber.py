@@ -349,9 +349,11 @@ class Transcriber:
         """Send audio; a chunk over 16 KiB goes as several frames (docs/protocol.md "Audio frames").
 
         Made for a live source, it does not wait for a reconnect: the audio is kept and goes to
-        the new task after the replay. It waits only while the replay buffer is full of audio no
-        task has been sent yet; past the bound it drops the oldest audio a task has been sent
-        (an :class:`AudioGap` if a resume would have needed it).
+        the new task after the replay. It waits while the replay buffer is full of audio no
+        task has been sent yet (past the bound it drops the oldest audio a task has been sent,
+        an :class:`AudioGap` if a resume would have needed it), and while the task has not
+        reported hearing the audio sent ``streaming.max_unconfirmed`` ago — which a source at
+        real time never meets.
         """
         await self._send(chunk, patient=False)
 
