@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,3 +106,44 @@ class CuttingProxy:
             while data := await reader.read(CHUNK):
                 writer.write(data)
                 await writer.drain()
+
+
+class CuttingProxyThread:
+    """:class:`CuttingProxy` in a background thread with its own loop (for blocking callers,
+    e.g. the CLI, which runs an event loop of its own); a context manager."""
+
+    def __init__(self, target_url: str, low: int, high: int, *, seed: int = 0) -> None:
+        self.proxy = CuttingProxy(target_url, low, high, seed=seed)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cutting-proxy", daemon=True)
+        self._stop: asyncio.Event | None = None
+
+    def __enter__(self) -> CuttingProxy:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise TimeoutError("the proxy did not start in time")
+        return self.proxy
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stop = self._stop
+        assert stop is not None
+        self._loop.call_soon_threadsafe(stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            async with self.proxy:
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            self._loop.run_until_complete(serve())
+        finally:
+            self._loop.close()

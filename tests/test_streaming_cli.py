@@ -13,10 +13,11 @@ import pytest
 
 from asr_resilience import cli
 from asr_resilience.cli import transcribe
-from asr_resilience.simulator import Fault, SimulatorThread
-from asr_resilience.testing import no_wait
+from asr_resilience.simulator import Fault, SimulatorConfig, SimulatorThread
+from asr_resilience.testing import no_wait, speech
 
 from .audio_fixtures import wav
+from .cutting_proxy import CuttingProxyThread
 from .streaming_support import AUDIO, SENTENCES
 
 ENV = (
@@ -170,3 +171,36 @@ def test_clock() -> None:
     """Times print as mm:ss.mmm, with hours from an hour on."""
     assert transcribe.clock(61_234) == "01:01.234"
     assert transcribe.clock(3_600_000 + 5) == "1:00:00.005"
+
+
+def test_full_speed_through_a_cutting_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``transcribe --no-realtime`` of 40 sentences through a link cut every 150-450 KB, against
+    a gateway that hears at 40x real time: every sentence once, in order, exit 0. (The breaker
+    is off: at 40x the cuts come within two seconds; see tests/test_streaming_cuts.py.)"""
+    sample = speech(40)
+    path = tmp_path / "long.wav"
+    path.write_bytes(sample.wav)
+    policy = tmp_path / "no-breaker.yaml"
+    policy.write_text(
+        "version: 1\nextends: default\ncircuit_breaker: {enabled: false}\n", encoding="utf-8"
+    )
+    with (
+        SimulatorThread(config=SimulatorConfig(realtime_factor=40.0)) as gateway,
+        CuttingProxyThread(gateway.gateway_url, 150_000, 450_000, seed=3) as link,
+        no_wait(),
+    ):
+        status = main(
+            [
+                *("transcribe", str(path), "--gateway", link.url, "--appkey", gateway.appkey),
+                *("--token", gateway.token(), "--policy", str(policy)),
+                *("--no-realtime", "--json"),
+            ]
+        )
+    assert status == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [line["text"] for line in lines[:-1]] == list(sample.texts)
+    assert [line["index"] for line in lines[:-1]] == list(range(1, 41))
+    assert lines[-1]["reconnects"] == link.cuts >= 5
+    assert lines[-1]["gaps"] == 0
