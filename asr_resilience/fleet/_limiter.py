@@ -27,10 +27,12 @@ and no worker starves. A worker that stops polling (killed while waiting) loses 
 
 Adaptive fleet limit
 --------------------
-With no quota, the limit lives in a Redis hash and follows :class:`AdaptiveLimiter`'s AIMD with
-slow start: a success grows it (when the fleet is at least half using it), a ``"throttled"``
-release anywhere halves it -- once per round: only a permit granted at the current epoch may cut,
-and a cut starts a new epoch.
+With no quota, the limit lives in a Redis hash and learns as :class:`AdaptiveLimiter` does: slow
+start until the first 40000005 anywhere in the fleet, which sets the limit to the leases held
+when that refusal is released (the refused one not counted); then one slot more after
+``PROBE_ROUNDS`` rounds of successes, and back to what worked when a probe is refused. Once per
+round: only a permit granted at the current epoch may cut, and a cut starts a new epoch; the
+refusals of the burst the cut answered may only lower the limit to what is still in flight.
 
 Without Redis, and back
 -----------------------
@@ -92,7 +94,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..limits._limiter import AdaptiveLimiter, Outcome, Permit
+from ..limits._limiter import FAST_PROBE_ROUNDS, PROBE_ROUNDS, AdaptiveLimiter, Outcome, Permit
 from ..limits._waiting import Blocking, Plan, WaiterQueue, run_async, run_sync
 from ..observe import emit
 from ..policy._model import ConcurrencySettings, FleetSettings
@@ -354,7 +356,7 @@ class FleetLimiter:
             }
 
     def fleet_stats(self) -> dict[str, float | int]:
-        """The fleet's state in Redis: live leases, queued workers, adaptive limit, epoch.
+        """The fleet's state in Redis: live leases, queued workers, adaptive limit, epoch, works.
 
         Raises :class:`FleetUnavailable` when Redis cannot be asked.
         """
@@ -365,10 +367,10 @@ class FleetLimiter:
             pipe = client.pipeline(transaction=False)
             pipe.zcount(leases, f"({now_ms}", "+inf")
             pipe.zcard(queue)
-            pipe.hmget(state, "limit", "ssthresh", "epoch")
+            pipe.hmget(state, "limit", "ssthresh", "epoch", "works")
             return list(pipe.execute())
 
-        live, queued, (limit, ssthresh, epoch) = self._call(read)
+        live, queued, (limit, ssthresh, epoch, works) = self._call(read)
         fixed = self._quota
         return {
             "in_flight": int(live),
@@ -376,6 +378,7 @@ class FleetLimiter:
             "limit": float(fixed if fixed is not None else limit or self._initial),
             "ssthresh": float(ssthresh or self._max),
             "epoch": int(epoch or 0),
+            "works": int(works or 0),
         }
 
     # -- acquiring -----------------------------------------------------------------------------
@@ -677,7 +680,7 @@ class FleetLimiter:
             for lease_id, outcome, granted in releases:
                 release(
                     keys=[self._keys[0], self._keys[4]],
-                    args=[lease_id, outcome, granted, self._quota or 0, self._min, self._max],
+                    args=self._release_args(lease_id, outcome, granted),
                     client=pipe,
                 )
             return list(pipe.execute())
@@ -778,6 +781,20 @@ class FleetLimiter:
             self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 
+    def _release_args(self, lease_id: str, outcome: Outcome, epoch: int) -> list[Any]:
+        """The RELEASE script's arguments: the learning steps are AdaptiveLimiter's own."""
+        fixed = self._quota or 0
+        return [
+            lease_id,
+            outcome,
+            epoch,
+            fixed,
+            self._min,
+            self._max,
+            PROBE_ROUNDS,
+            FAST_PROBE_ROUNDS,
+        ]
+
     def _release_remote(self, releases: list[tuple[str, Outcome, int]]) -> None:
         script = self._connection.scripts.release
         keys = [self._keys[0], self._keys[4]]
@@ -785,15 +802,7 @@ class FleetLimiter:
         def send(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for lease_id, outcome, epoch in releases:
-                args: list[str | int | float] = [
-                    lease_id,
-                    outcome,
-                    epoch,
-                    self._quota or 0,
-                    self._min,
-                    self._max,
-                ]
-                script(keys=keys, args=args, client=pipe)
+                script(keys=keys, args=self._release_args(lease_id, outcome, epoch), client=pipe)
             return list(pipe.execute())
 
         try:
