@@ -120,11 +120,13 @@ async def _follow(kind: str) -> dict[str, Any]:
             while (now := time.perf_counter()) - began < seconds:
                 held = sim.stats.concurrent.get(account.name, 0)
                 slots = limiter.slots if limiter is not None else None
-                if slots_at is None and slots is not None:
-                    if (quota < previous and slots <= quota) or (
-                        quota >= previous and slots >= quota
-                    ):
-                        slots_at = now - began
+                lower = quota < previous
+                if (
+                    slots_at is None
+                    and slots is not None
+                    and ((lower and slots <= quota) or (not lower and slots >= quota))
+                ):
+                    slots_at = now - began
                 if gateway_at is None and quota > previous and held >= quota:
                     gateway_at = now - began
                 await asyncio.sleep(_SAMPLE)

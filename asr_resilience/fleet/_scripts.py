@@ -140,11 +140,11 @@ if ARGV[2] == 'success' then
     if limit < ssthresh then
       limit = math.min(highest, limit + 1)  -- slow start: not refused yet
     else
-      credit = credit + 1 / slots
-      if credit >= 1 and works < slots then
+      credit = credit + 1  -- successes since the limit last moved
+      if credit >= slots and works < slots then
         works = slots  -- a whole round of successes at this many slots
       end
-      if credit >= patience then
+      if credit >= patience * slots then
         credit = 0
         patience = math.max(tonumber(ARGV[8]), patience / 2)
         limit = math.min(highest, math.floor(limit) + 1)

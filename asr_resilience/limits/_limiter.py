@@ -132,7 +132,7 @@ class AdaptiveLimiter:
         self._max = max(self._min, settings.max)
         self._limit = float(min(self._max, max(self._min, settings.initial)))
         self._ssthresh = float(self._max)  # slow start below it; no more once refused
-        self._credit = 0.0  # rounds of successes since the limit last moved
+        self._credit = 0  # successes since the limit last moved
         self._patience = PROBE_ROUNDS  # rounds of successes before the next step up
         self._works = 0  # the most slots a whole round of successes ran at (0: unknown)
         self._ceiling: int | None = None
@@ -281,12 +281,12 @@ class AdaptiveLimiter:
             self._set_limit(min(float(self._max), old + 1.0))  # slow start: not refused yet
             return
         slots = self._slots_for(old, capped=False)
-        self._credit += 1.0 / slots
-        if self._credit >= 1.0 and self._works < slots:
+        self._credit += 1
+        if self._credit >= slots and self._works < slots:
             self._works = slots  # a whole round of successes at this many slots
-        if self._credit >= self._patience:
+        if self._credit >= self._patience * slots:
             # Probe one slot higher; the next step comes sooner while the steps keep holding.
-            self._credit = 0.0
+            self._credit = 0
             self._patience = max(FAST_PROBE_ROUNDS, self._patience / 2)
             self._set_limit(min(float(self._max), math.floor(old) + 1.0))
 
@@ -318,7 +318,7 @@ class AdaptiveLimiter:
         new = max(self._min, new)
         self._ssthresh = float(new)
         self._set_limit(float(new))
-        self._credit = 0.0
+        self._credit = 0
         self._patience = PROBE_ROUNDS
         self._epoch += 1
         self._cuts += 1
