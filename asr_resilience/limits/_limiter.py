@@ -291,16 +291,19 @@ class AdaptiveLimiter:
             self._set_limit(min(float(self._max), math.floor(old) + 1.0))
 
     def _refused(self, fresh: bool) -> None:
-        """A 40000005 to a permit granted since the latest cut; the caller holds the lock.
+        """A 40000005; ``fresh``: to a permit granted since the latest cut. Caller holds the lock.
 
-        The gateway counts a session's slot from its start directive (docs/protocol.md
-        "Limits"): it refused because the sessions in flight filled the quota. Those are read
-        *when the refusal comes back*, not when the refused attempt was admitted. When a success
-        frees a slot and grows the limit, two permits go out together; whichever reaches the
-        gateway second is refused, and at its admission the other one was not yet counted --
-        one short. At the refusal both are counted; a permit granted after the refused one
-        cannot push the count past ``slots - 1``, the cap below, and a session that ended
-        since is one the gateway no longer counts either.
+        The gateway counts a session's slot from its start directive
+        (docs/protocol.md "Limits"): it refused because the sessions in flight filled the
+        quota. Those are read *when the refusal comes back*, not when the refused attempt was
+        admitted. When a success frees a slot and grows the limit, two permits go out together;
+        whichever reaches the gateway second is refused, and at its admission the other one
+        was not yet counted -- one short. At the refusal both are counted; a permit granted
+        after the refused one cannot push the count past ``slots - 1``, the cap below, and a
+        session that ended since is one the gateway no longer counts either. A refusal that
+        is not fresh belongs to the burst the latest cut answered (sent before the limit came
+        down): the count only shrinks as that burst comes back, so it may lower the limit to
+        it, never below what worked, and is no new cut.
         """
         slots = self._slots_for(self._limit, capped=False)
         others = self._in_flight - 1  # the refused permit is not counted

@@ -102,8 +102,9 @@ class FleetSettings:
 
     ``quota`` fixes the fleet's limit of calls in flight; ``None`` learns it (as the adaptive
     limiter does, between ``min`` and ``max``, from ``initial``). ``lease_ttl`` is how long a
-    dead worker's slots stay taken. Without Redis each process keeps ``ceil(quota * fallback_share)`` slots (the
-    ``concurrency`` settings when there is no quota) and its own token.
+    dead worker's slots stay taken. Without Redis each process keeps
+    ``ceil(quota * fallback_share)`` slots (the ``concurrency`` settings when there is no quota)
+    and its own token.
     """
 
     enabled: bool = False
