@@ -184,6 +184,29 @@ def test_a_refusal_at_a_limit_that_worked_follows_a_shrinking_quota() -> None:
     assert limiter.stats()["cuts"] == 4
 
 
+def test_a_started_task_teaches_the_limiter_once() -> None:
+    """``Permit.started()`` grows the limit as a success would; its success later adds nothing."""
+    limiter = _limiter(initial=2)
+    permits = _fill(limiter)
+    permits[0].started()
+    assert limiter.limit == 3.0
+    assert len(_fill(limiter)) == 1  # the new slot is handed out at once
+    permits[0].started()
+    permits[0].release("success")
+    assert limiter.limit == 3.0
+    permits[1].release("success")  # not started: learns at the end, as before
+    assert limiter.limit == 4.0
+
+
+def test_started_after_release_does_nothing() -> None:
+    """A permit given back cannot teach the limiter any more."""
+    limiter = _limiter(initial=2)
+    permits = _fill(limiter)
+    permits[0].release("dropped")
+    permits[0].started()
+    assert limiter.limit == 2.0
+
+
 def test_lightly_used_limiter_does_not_grow() -> None:
     """Successes with fewer than half the slots in use teach nothing: the limit stays."""
     limiter = _limiter(initial=4)

@@ -505,6 +505,15 @@ class FleetLimiter:
         if shadow is not None:
             shadow.release(outcome)
 
+    def _started(self, permit: Permit) -> None:
+        """The fleet learns when the lease comes back (one script call per call, not two);
+        the local slot that counts the call while Redis is away learns now."""
+        assert isinstance(permit, FleetPermit)
+        with self._cond:
+            shadow = permit._shadow
+        if shadow is not None:
+            shadow.started()
+
     def _local_released(self, permit: Permit, outcome: Outcome) -> None:
         """A local permit came back: its lease in Redis, if registered, goes too."""
         with self._cond:

@@ -2,7 +2,9 @@
 
 Slow start, then a quota read off the first refusal. The limit starts at ``settings.initial``
 and grows by 1 per ``"success"`` (one round of successes doubles it) until the vendor first
-answers 40000005. That refusal says what the quota is: the gateway counts a slot per session
+answers 40000005. A client that knows when its task started calls :meth:`Permit.started`: the
+permit counts as a success then (a refusal can no longer come), not when the call ends, so a
+round is one start round trip, not one whole call. That refusal says what the quota is: the gateway counts a slot per session
 from its start directive (docs/protocol.md "Limits"), so it refused because the sessions the
 client had in flight already filled it. The limit becomes the number of *other* permits in
 flight when the refusal comes back (never more than the slots minus the refused one), and slow
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from ..policy._model import ConcurrencySettings
-from ._waiting import Plan, WaiterQueue, run_async, run_sync
+from ._waiting import Plan, Waiter, WaiterQueue, run_async, run_sync
 
 __all__ = ["AdaptiveLimiter", "Limiter", "Outcome", "Permit"]
 
@@ -50,16 +52,19 @@ class _Owner(Protocol):
 
     def _release(self, permit: Permit, outcome: Outcome) -> None: ...
 
+    def _started(self, permit: Permit) -> None: ...
+
 
 class Permit:
     """One slot of a limiter; ``release`` it once (a second call does nothing)."""
 
-    __slots__ = ("_epoch", "_owner", "_released")
+    __slots__ = ("_epoch", "_owner", "_released", "_started")
 
     def __init__(self, owner: _Owner, epoch: int) -> None:
         self._owner = owner
         self._epoch = epoch  # the limiter's round when granted: only its latest round may cut
         self._released = False
+        self._started = False  # the service accepted the task: the limiter has learnt from it
 
     @property
     def released(self) -> bool:
@@ -69,6 +74,14 @@ class Permit:
     def release(self, outcome: Outcome) -> None:
         """Give the slot back, telling the limiter how the call went (never blocks on I/O)."""
         self._owner._release(self, outcome)
+
+    def started(self) -> None:
+        """The service started the task on this slot: a 40000005 can no longer come.
+
+        The limiter learns from it now, as from a success, instead of when the call ends: a
+        slow start then doubles per start round trip, not per call (never blocks on I/O).
+        """
+        self._owner._started(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epoch={self._epoch}, released={self._released})"
@@ -237,26 +250,43 @@ class AdaptiveLimiter:
             old = self._limit
             old_slots = self._slots
             if outcome == "success":
-                if self._in_flight * 2 >= old_slots and old < self._max:
+                if not permit._started and self._in_flight * 2 >= old_slots and old < self._max:
                     self._grow(old)
             elif outcome == "throttled":
                 self._refused(permit._epoch == self._epoch)
             self._in_flight -= 1
-            woken = []
-            while self._waiters and self._in_flight < self._slots:
-                woken.append(self._waiters.serve(self._grant()))
+            woken = self._serve()
             notify = self._on_change is not None and (self._slots != old_slots or self._limit < old)
             new = self._limit
-        for waiter in woken:
-            if not waiter.wake():
-                # The waiter's loop is closed: its task will never run again to use the slot.
-                assert waiter.value is not None
-                waiter.value.release("dropped")
+        _wake(woken)
         if notify:
             assert self._on_change is not None
             self._on_change(old, new)
         if self._on_release is not None:
             self._on_release(permit, outcome)
+
+    def _started(self, permit: Permit) -> None:
+        with self._lock:
+            if permit._released or permit._started:
+                return
+            permit._started = True
+            old = self._limit
+            if self._in_flight * 2 >= self._slots and old < self._max:
+                self._grow(old)
+            if self._limit == old:
+                return
+            woken = self._serve()
+            new = self._limit
+        _wake(woken)
+        if self._on_change is not None:
+            self._on_change(old, new)
+
+    def _serve(self) -> list[Waiter[Permit]]:
+        """Hand free slots to the oldest waiters; the caller holds the lock, then wakes them."""
+        woken = []
+        while self._waiters and self._in_flight < self._slots:
+            woken.append(self._waiters.serve(self._grant()))
+        return woken
 
     def set_ceiling(self, ceiling: int | None) -> None:
         """Allow at most ``ceiling`` calls in flight whatever the limit (even 0); None lifts it.
@@ -267,13 +297,8 @@ class AdaptiveLimiter:
         with self._lock:
             self._ceiling = None if ceiling is None else max(0, ceiling)
             self._slots = self._slots_for(self._limit)
-            woken = []
-            while self._waiters and self._in_flight < self._slots:
-                woken.append(self._waiters.serve(self._grant()))
-        for waiter in woken:
-            if not waiter.wake():
-                assert waiter.value is not None
-                waiter.value.release("dropped")
+            woken = self._serve()
+        _wake(woken)
 
     def _grow(self, old: float) -> None:
         """A success with the limiter at least half used; the caller holds the lock."""
@@ -343,3 +368,12 @@ class AdaptiveLimiter:
 
 def _drop(permit: Permit) -> None:
     permit.release("dropped")
+
+
+def _wake(woken: list[Waiter[Permit]]) -> None:
+    """Wake the waiters handed a slot (outside the lock)."""
+    for waiter in woken:
+        if not waiter.wake():
+            # The waiter's loop is closed: its task will never run again to use the slot.
+            assert waiter.value is not None
+            waiter.value.release("dropped")
