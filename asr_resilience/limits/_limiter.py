@@ -4,20 +4,23 @@ Slow start, then a quota read off the first refusal. The limit starts at ``setti
 and grows by 1 per ``"success"`` (one round of successes doubles it) until the vendor first
 answers 40000005. A client that knows when its task started calls :meth:`Permit.started`: the
 permit counts as a success then (a refusal can no longer come), not when the call ends, so a
-round is one start round trip, not one whole call. That refusal says what the quota is: the gateway counts a slot per session
-from its start directive (docs/protocol.md "Limits"), so it refused because the sessions the
-client had in flight already filled it. The limit becomes the number of *other* permits in
-flight when the refusal comes back (never more than the slots minus the refused one), and slow
-start ends. From there the limit probes upward slowly: one slot more after ``PROBE_ROUNDS``
-rounds of successes at the limit (a round: ``slots`` successes), each further step after half
-as many rounds (a quota that grew is followed quickly), back to ``PROBE_ROUNDS`` after a
-refusal. A refused probe puts the limit back where it was -- not below the slot count that has
-just completed a round of successes (:attr:`AdaptiveLimiter.works`); a refusal at a slot count
-that worked (the quota shrank) sets the limit to what was in flight, one step per round.
+round is one start round trip, not one whole call.
 
-One cut per round: only a permit granted after the latest cut may cut again, so the burst of
-refusals one round of calls brings (sent before the limit came down) cuts the limit once, not
-once per call. ``"dropped"`` leaves the limit alone. Throttled calls go back to wait for a slot.
+The first refusal says what the quota is: the gateway counts a slot per session from its start
+directive (docs/protocol.md "Limits"), so it refused because the sessions the client had in
+flight already filled it. The limit becomes the number of *other* permits in flight when the
+refusal comes back (never more than the slots minus the refused one), and slow start ends. From
+there the limit probes upward slowly: one slot more after ``PROBE_ROUNDS`` rounds of successes
+at the limit (a round: ``slots`` successes), each further step after half as many rounds (a
+quota that grew is followed quickly), back to ``PROBE_ROUNDS`` after a refusal. A refused probe
+puts the limit back where it was -- not below the slot count that last completed a whole round
+of successes (``stats()["works"]``); a refusal at a slot count that worked (the quota shrank)
+sets the limit to what was in flight, one step per round.
+
+One cut per round: only a permit granted after the latest cut may cut again. The rest of the
+burst of refusals that one round of calls brings (sent before the limit came down) only lowers
+the limit to the calls still in flight as each comes back, never below what worked, and is no
+new cut. ``"dropped"`` leaves the limit alone. Throttled calls go back to wait for a slot.
 As in Netflix's ``AIMDLimit``, a success only counts when the limiter is at least half used
 (``in_flight * 2 >= slots``): a lightly loaded limiter learns nothing about the quota, and must
 not climb to ``max`` and then hit the vendor with a burst.
