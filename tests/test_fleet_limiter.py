@@ -295,6 +295,20 @@ def test_adaptive_limit_grows_on_success_and_a_refusal_sets_it_to_the_leases_hel
         permit.release("dropped")
 
 
+def test_a_started_call_teaches_the_fleet_once(make: Any) -> None:
+    """``started()`` grows a learning fleet's limit as a success would; the success that ends
+    the call later does not grow it again."""
+    worker = make(initial=2, min_limit=1, max_limit=16)
+    permits = [_take(worker), _take(worker)]
+    for permit in permits:
+        permit.started()
+    fs.wait_until(lambda: worker.fleet_stats()["limit"] == 4.0, what="two start notices")
+    for permit in permits:
+        permit.release("success")
+    fs.wait_until(lambda: worker.fleet_stats()["in_flight"] == 0, what="the releases")
+    assert worker.fleet_stats()["limit"] == 4.0
+
+
 def test_adaptive_fleet_converges_on_an_unknown_quota(
     make: Any, connection: FleetConnection
 ) -> None:

@@ -91,7 +91,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._clock import SYSTEM_CLOCK, Clock
 from ..limits._limiter import FAST_PROBE_ROUNDS, PROBE_ROUNDS, AdaptiveLimiter, Outcome, Permit
@@ -119,6 +119,8 @@ _POLL_MAX = 0.05
 _REPAIR_BACKOFF_MAX = 30.0
 # The type each of the limiter's keys must have, in the order of FleetLimiter._keys.
 _KEY_TYPES = ("zset", "zset", "zset", "string", "hash")
+_Notice = Literal["success", "throttled", "dropped", "started"]
+"""What the RELEASE script hears of a lease: an outcome, or that its call's task started."""
 
 
 class FleetPermit(Permit):
@@ -221,7 +223,7 @@ class FleetLimiter:
         self._next_lease = 0
         self._cond = threading.Condition(threading.Lock())
         self._waiters: WaiterQueue[FleetPermit] = WaiterQueue(self._cond, self._cond.notify)
-        self._releases: list[tuple[str, Outcome, int]] = []
+        self._releases: list[tuple[str, _Notice, int]] = []
         self._live: dict[str, FleetPermit] = {}
         # Local permits handed out by this limiter -> their lease once registered in Redis.
         self._local: dict[Permit, tuple[str, int] | None] = {}
@@ -496,7 +498,9 @@ class FleetLimiter:
                 return
             permit._released = True
             self._live.pop(permit.lease_id, None)
-            self._releases.append((permit.lease_id, outcome, permit._epoch))
+            # A started call has taught the fleet already: its success is no second lesson.
+            sent: _Notice = "dropped" if permit._started and outcome == "success" else outcome
+            self._releases.append((permit.lease_id, sent, permit._epoch))
             self._poke = True  # a slot was freed: the waiters here should look again now
             if not self._closed:
                 self._ensure_worker()
@@ -506,11 +510,19 @@ class FleetLimiter:
             shadow.release(outcome)
 
     def _started(self, permit: Permit) -> None:
-        """The fleet learns when the lease comes back (one script call per call, not two);
-        the local slot that counts the call while Redis is away learns now."""
+        """The call's task started: a learning fleet grows as on a success, now (the notice
+        goes out with the releases, by the worker thread). While Redis is away the local slot
+        that counts the call learns instead."""
         assert isinstance(permit, FleetPermit)
         with self._cond:
             shadow = permit._shadow
+            if permit._released or permit._started or shadow is not None:
+                pass
+            elif self._quota is None and not self._closed:
+                permit._started = True
+                self._releases.append((permit.lease_id, "started", permit._epoch))
+                self._ensure_worker()
+                self._cond.notify()
         if shadow is not None:
             shadow.started()
 
@@ -568,7 +580,7 @@ class FleetLimiter:
                             waits.append(poll_at - now)
                     # Idle (or Redis down): wait for work, a due timer, or a connection change.
                     self._cond.wait(min(waits) if waits else None)
-                releases: list[tuple[str, Outcome, int]] = []
+                releases: list[tuple[str, _Notice, int]] = []
                 if admitting:
                     releases, self._releases = self._releases, []
                 if self._poke:
@@ -790,7 +802,7 @@ class FleetLimiter:
             self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 
-    def _release_args(self, lease_id: str, outcome: Outcome, epoch: int) -> list[Any]:
+    def _release_args(self, lease_id: str, outcome: _Notice, epoch: int) -> list[Any]:
         """The RELEASE script's arguments: the learning steps are AdaptiveLimiter's own."""
         fixed = self._quota or 0
         return [
@@ -804,7 +816,7 @@ class FleetLimiter:
             FAST_PROBE_ROUNDS,
         ]
 
-    def _release_remote(self, releases: list[tuple[str, Outcome, int]]) -> None:
+    def _release_remote(self, releases: list[tuple[str, _Notice, int]]) -> None:
         script = self._connection.scripts.release
         keys = [self._keys[0], self._keys[4]]
 
@@ -821,7 +833,8 @@ class FleetLimiter:
                 self._releases[:0] = releases  # sent when Redis answers again
             raise
         with self._cond:
-            self._freed_since_look += len(releases)  # in Redis now: another worker may take them
+            # In Redis now: another worker may take them (a start notice frees nothing).
+            self._freed_since_look += sum(1 for _, outcome, _ in releases if outcome != "started")
         if self._on_change is None or self._quota is not None:
             return
         for old_text, new_text in replies:

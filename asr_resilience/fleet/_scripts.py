@@ -111,10 +111,16 @@ RELEASE = (
     + """
 -- KEYS: 1 leases, 2 state. ARGV: 1 lease, 2 outcome, 3 epoch of the grant, 4 fixed, 5 min, 6 max,
 --       7 rounds before a probe after a refusal, 8 fewest rounds between steps up
--- As AdaptiveLimiter (asr_resilience/limits/_limiter.py), which explains each step.
+-- As AdaptiveLimiter (asr_resilience/limits/_limiter.py), which explains each step. The outcome
+-- 'started' (the call's task started, it goes on) teaches as a success and keeps the lease.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZCARD', KEYS[1])
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+local removed
+if ARGV[2] == 'started' then
+  removed = redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0
+else
+  removed = redis.call('ZREM', KEYS[1], ARGV[1])
+end
 if tonumber(ARGV[4]) > 0 then
   return {'0', '0'}
 end
@@ -135,7 +141,7 @@ local old = limit
 local slots = math.max(lowest, math.floor(limit))
 -- Calls in flight before this one ended (an expired lease was in flight all the same).
 local in_flight = held + 1 - removed
-if ARGV[2] == 'success' then
+if ARGV[2] == 'success' or ARGV[2] == 'started' then
   if in_flight * 2 >= slots and limit < highest then
     if limit < ssthresh then
       limit = math.min(highest, limit + 1)  -- slow start: not refused yet
