@@ -81,11 +81,21 @@ def table(results: dict[str, Any]) -> str:
                 f"  {who:15} completion {r['completion_ratio']:.2f}x  "
                 f"throttled/call {r['throttled_per_call']:.3f}"
             )
+    moving = results.get("quota_follow")
+    if moving:
+        lines.append(quota.follow_table(moving))
     out = results.get("outage")
     if out:
         lines.append("outage (2000 calls, 50 callers, 100% 50000000): gateway attempts per call")
         for who in ("asr_resilience", "tenacity"):
             lines.append(f"  {who:15} {out[who]['attempts_per_call']:.3f}")
+    rec = results.get("outage_recovery")
+    if rec:
+        lines.append(
+            f"outage recovery (open_for {rec['open_for_s']:g} s): first success "
+            f"{rec['first_success_after_s']} s after the end; gateway sessions while open "
+            f"{rec['gateway_sessions_while_open']}, probes {rec['probes']}"
+        )
     storm = results.get("token_storm")
     if storm:
         lines.append(
@@ -120,7 +130,9 @@ def main() -> int:
     results["overhead"] = _timed("overhead", overhead.run)
     results["classify"] = _timed("classify", classify.run)
     results["quota"] = _timed("quota", quota.run)
+    results["quota_follow"] = _timed("quota_follow", quota.follow)
     results["outage"] = _timed("outage", outage.run)
+    results["outage_recovery"] = _timed("outage_recovery", outage.recovery)
     results["token_storm"] = _timed("token_storm", token_storm.run)
     results["simulator"] = _timed("simulator", simulator.run)
     results["streaming"] = _timed("streaming", streaming.run)

@@ -1,4 +1,5 @@
-"""Tests for asr_resilience.limits._limiter: AIMD with slow start, FIFO waiters, threads + tasks."""
+"""Tests for asr_resilience.limits._limiter: slow start, the quota read off a refusal, slow
+probing, FIFO waiters, threads + tasks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from asr_resilience.limits import AdaptiveLimiter, Permit
-from asr_resilience.limits._limiter import DECREASE
+from asr_resilience.limits._limiter import FAST_PROBE_ROUNDS, PROBE_ROUNDS
 from asr_resilience.policy import ConcurrencySettings
 
 
@@ -77,18 +78,133 @@ def test_slow_start_doubles_per_round() -> None:
     assert len(permits) == 32
 
 
-def test_additive_increase_after_a_cut() -> None:
-    """Above ssthresh, a round of successes adds about one slot."""
-    limiter = _limiter(initial=16)
+def _learnt(quota: int, high: int = 200) -> tuple[AdaptiveLimiter, list[Permit]]:
+    """A limiter refused once with ``quota`` calls in flight: its limit and permits."""
+    limiter = _limiter(initial=quota + 1, high=high)
     permits = _fill(limiter)
     permits.pop().release("throttled")
-    assert limiter.limit == 16 * DECREASE == 12.0
-    for permit in permits[12:]:
+    assert limiter.limit == quota
+    return limiter, permits
+
+
+def _rounds(limiter: AdaptiveLimiter, permits: list[Permit], rounds: float) -> list[Permit]:
+    """``rounds`` rounds of saturated successes at the current slot count."""
+    for _ in range(round(rounds * limiter.slots)):
+        permits.pop(0).release("success")
+        permits.extend(_fill(limiter))
+    return permits
+
+
+def test_first_refusal_sets_the_limit_to_the_calls_in_flight() -> None:
+    """The first 40000005 sets the limit to the other calls in flight, and ends slow start."""
+    limiter = _limiter(initial=20)
+    permits = [_take(limiter) for _ in range(13)]
+    permits.pop().release("throttled")
+    assert limiter.limit == 12.0
+    assert limiter.stats()["ssthresh"] == 12.0
+    assert limiter.stats()["cuts"] == 1
+
+
+def test_in_flight_is_read_at_the_refusal_not_at_the_admission() -> None:
+    """Calls admitted after the refused one but before its refusal count: it came back late."""
+    limiter = _limiter(initial=20)
+    refused = _take(limiter)  # nothing else in flight when it was admitted
+    others = [_take(limiter) for _ in range(9)]
+    refused.release("throttled")
+    assert limiter.limit == 9.0
+    assert len(others) == 9
+
+
+def test_refusal_never_sets_more_than_the_slots_minus_the_refused_one() -> None:
+    """Adopted calls past the slots do not raise the limit a refusal sets."""
+    limiter = _limiter(initial=4)
+    permits = [limiter.adopt() for _ in range(8)]
+    permits.pop().release("throttled")
+    assert limiter.limit == 3.0
+
+
+def test_the_rest_of_a_burst_lowers_to_what_is_still_in_flight() -> None:
+    """Refusals sent before the cut lower the limit to the calls left, without a new cut."""
+    limiter = _limiter(initial=16)
+    permits = _fill(limiter)
+    doomed, kept = permits[10:], permits[:10]
+    seen = []
+    for permit in doomed:
+        permit.release("throttled")
+        seen.append(limiter.limit)
+    assert seen == [15.0, 14.0, 13.0, 12.0, 11.0, 10.0]
+    assert limiter.stats()["cuts"] == 1
+    assert _fill(limiter) == []  # the quota is in use: the requeued calls wait
+    assert len(kept) == 10
+
+
+def test_probes_one_slot_up_after_rounds_of_success() -> None:
+    """After a refusal the limit stays for PROBE_ROUNDS rounds of successes, then adds one."""
+    limiter, permits = _learnt(10)
+    permits = _rounds(limiter, permits, PROBE_ROUNDS - 0.1)
+    assert limiter.limit == 10.0
+    permits = _rounds(limiter, permits, 0.1)
+    assert limiter.limit == 11.0
+    assert limiter.stats()["works"] == 10
+    assert len(permits) == 11
+
+
+def test_a_refused_probe_goes_back_to_what_worked() -> None:
+    """A probe refused with few calls in flight does not fall below the slots a round ran at."""
+    limiter, permits = _learnt(10)
+    permits = _rounds(limiter, permits, PROBE_ROUNDS)
+    assert limiter.limit == 11.0
+    for permit in permits[:6]:
         permit.release("dropped")
-    permits = _saturated_round(limiter, permits[:12])
-    assert 12.9 < limiter.limit < 13.0
-    assert limiter.slots == 12
-    assert len(permits) == 12
+    permits[6].release("throttled")  # four others in flight
+    assert limiter.limit == 10.0
+    assert limiter.stats()["cuts"] == 2
+
+
+def test_steps_up_come_sooner_while_they_hold() -> None:
+    """A quota that grew: each step up holds, and the next comes after half as many rounds."""
+    limiter, permits = _learnt(5)
+    patience = PROBE_ROUNDS
+    for limit in range(6, 12):
+        permits = _rounds(limiter, permits, patience)
+        assert limiter.limit == limit
+        patience = max(FAST_PROBE_ROUNDS, patience / 2)
+
+
+def test_a_refusal_at_a_limit_that_worked_follows_a_shrinking_quota() -> None:
+    """Refused at a slot count that ran a whole round, the limit comes down, round by round."""
+    limiter, permits = _learnt(10)
+    permits = _rounds(limiter, permits, 1)
+    assert limiter.stats()["works"] == 10
+    for expected in (9.0, 8.0, 7.0):
+        permits.pop().release("throttled")
+        assert limiter.limit == expected
+        permits.pop(0).release("success")  # a call ends; the freed slot goes to the next one
+        permits.extend(_fill(limiter))
+    assert limiter.stats()["cuts"] == 4
+
+
+def test_a_started_task_teaches_the_limiter_once() -> None:
+    """``Permit.started()`` grows the limit as a success would; its success later adds nothing."""
+    limiter = _limiter(initial=2)
+    permits = _fill(limiter)
+    permits[0].started()
+    assert limiter.limit == 3.0
+    assert len(_fill(limiter)) == 1  # the new slot is handed out at once
+    permits[0].started()
+    permits[0].release("success")
+    assert limiter.limit == 3.0
+    permits[1].release("success")  # not started: learns at the end, as before
+    assert limiter.limit == 4.0
+
+
+def test_started_after_release_does_nothing() -> None:
+    """A permit given back cannot teach the limiter any more."""
+    limiter = _limiter(initial=2)
+    permits = _fill(limiter)
+    permits[0].release("dropped")
+    permits[0].started()
+    assert limiter.limit == 2.0
 
 
 def test_lightly_used_limiter_does_not_grow() -> None:
@@ -106,10 +222,9 @@ def test_one_cut_per_round_under_a_burst_of_throttles() -> None:
     assert len(permits) == 20
     for permit in permits:
         permit.release("throttled")
-    assert limiter.limit == 20 * DECREASE
+    assert limiter.limit == 1.0  # nothing left in flight
     assert limiter.stats()["cuts"] == 1
     _take(limiter).release("throttled")
-    assert limiter.limit == 20 * DECREASE * DECREASE
     assert limiter.stats()["cuts"] == 2
 
 
@@ -127,7 +242,7 @@ def test_never_below_min() -> None:
     """Throttles stop cutting the limit at ``min``."""
     limiter = _limiter(initial=40, low=3)
     for _ in range(20):
-        _take(limiter).release("throttled")
+        _take(limiter).release("throttled")  # nothing else in flight
     assert limiter.limit == 3.0
     assert limiter.slots == 3
 
@@ -169,7 +284,8 @@ def test_release_is_idempotent() -> None:
     first.release("success")
     assert first.released
     assert limiter.in_flight == 1
-    assert limiter.limit == 8 * DECREASE
+    assert limiter.limit == 1.0
+    assert limiter.stats()["cuts"] == 1
 
 
 def test_on_change_reports_slot_changes() -> None:
@@ -179,7 +295,7 @@ def test_on_change_reports_slot_changes() -> None:
     permits = _fill(limiter)
     permits = _saturated_round(limiter, permits)
     permits[0].release("throttled")
-    assert changes == [(2.0, 3.0), (3.0, 4.0), (4.0, 4 * DECREASE)]
+    assert changes == [(2.0, 3.0), (3.0, 4.0), (4.0, 3.0)]
 
 
 def test_stats() -> None:

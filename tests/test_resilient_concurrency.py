@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 import asr_resilience as ar
+from asr_resilience.limits import AdaptiveLimiter, get_scope
+from asr_resilience.simulator import Account, Simulator, SimulatorConfig
 from asr_resilience.testing import no_wait
 from asr_resilience.tokens import Token, TokenManager
 
+from .audio_fixtures import tone
 from .helpers import CountingProvider, write_policy
 
 
@@ -211,3 +214,31 @@ async def test_waiting_for_a_slot_is_bounded_by_the_deadline(tmp_path: Path) -> 
         release.set()
     assert await holder == "ok"
     assert await call() == "ok"  # the slot came back
+
+
+async def test_recognizer_reads_the_gateways_quota_off_its_refusal(tmp_path: Path) -> None:
+    """Over loopback, quota 4 unknown to the client: the limit lands on it and the gateway's own
+    count of sessions reaches the quota without a second round of refusals."""
+    policy = write_policy(
+        tmp_path,
+        "concurrency: {adaptive: true, initial: 2, min: 1, max: 100}\n"
+        "retry_budget: {enabled: false}\ndefaults: {deadline: 60s}\n",
+    )
+    quota = 4
+    account = Account(name="loopback", appkeys=("loopback-appkey",), quota=quota)
+    config = SimulatorConfig(service_time=0.02)
+    async with Simulator(accounts=[account], config=config) as sim:
+        scope = get_scope("loopback-quota", policy)
+        limiter = scope.limiter
+        assert isinstance(limiter, AdaptiveLimiter)
+        recognizer = ar.Recognizer(
+            sim.gateway_url, sim.appkey, sim.token(), policy, scope="loopback-quota"
+        )
+        audio = tone(200, 440)
+        with no_wait():
+            results = await asyncio.gather(*(recognizer.recognize(audio) for _ in range(40)))
+        stats = sim.stats.snapshot()
+    assert len(results) == 40
+    assert stats["max_concurrent"]["loopback"] == quota
+    assert quota - 1 <= limiter.slots <= quota + 1  # the quota, or one probe above it
+    assert limiter.stats()["cuts"] >= 1

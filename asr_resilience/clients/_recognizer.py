@@ -145,7 +145,7 @@ class Recognizer:
         pace = 2 * rate if self.realtime and fmt == "pcm" else None
 
         async def body(attempt: Attempt) -> Recognition:
-            completed = await self._attempt(attempt.token, params, source.frames, pace)
+            completed = await self._attempt(attempt, params, source.frames, pace)
             return Recognition(
                 completed.text, completed.task_id, completed.duration, attempt.number
             )
@@ -160,7 +160,7 @@ class Recognizer:
 
     async def _attempt(
         self,
-        token: str,
+        attempt: Attempt,
         params: Mapping[str, Any],
         frames: Callable[[], Iterator[bytes] | AsyncIterator[bytes]],
         pace: int | None,
@@ -168,10 +168,11 @@ class Recognizer:
         """One task on a new connection; raises NlsError, TransportError or TimeoutError."""
         protocol = ClientProtocol(RECOGNIZER, self.appkey, params)
         async with connected(
-            self.url, token, open_timeout=self.open_timeout, network=self.network
+            self.url, attempt.token, open_timeout=self.open_timeout, network=self.network
         ) as connection:
             await connection.send(protocol.start())
             await started(connection, protocol, self.start_timeout)
+            attempt.started()  # the gateway counted the slot (docs/protocol.md "Limits")
             return await self._exchange(connection, protocol, frames(), pace)
 
     async def _exchange(

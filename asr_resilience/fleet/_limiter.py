@@ -27,10 +27,12 @@ and no worker starves. A worker that stops polling (killed while waiting) loses 
 
 Adaptive fleet limit
 --------------------
-With no quota, the limit lives in a Redis hash and follows :class:`AdaptiveLimiter`'s AIMD with
-slow start: a success grows it (when the fleet is at least half using it), a ``"throttled"``
-release anywhere halves it -- once per round: only a permit granted at the current epoch may cut,
-and a cut starts a new epoch.
+With no quota, the limit lives in a Redis hash and learns as :class:`AdaptiveLimiter` does: slow
+start until the first 40000005 anywhere in the fleet, which sets the limit to the leases held
+when that refusal is released (the refused one not counted); then one slot more after
+``PROBE_ROUNDS`` rounds of successes, and back to what worked when a probe is refused. Once per
+round: only a permit granted at the current epoch may cut, and a cut starts a new epoch; the
+refusals of the burst the cut answered may only lower the limit to what is still in flight.
 
 Without Redis, and back
 -----------------------
@@ -89,10 +91,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..limits._limiter import AdaptiveLimiter, Outcome, Permit
+from ..limits._limiter import FAST_PROBE_ROUNDS, PROBE_ROUNDS, AdaptiveLimiter, Outcome, Permit
 from ..limits._waiting import Blocking, Plan, WaiterQueue, run_async, run_sync
 from ..observe import emit
 from ..policy._model import ConcurrencySettings, FleetSettings
@@ -117,6 +119,8 @@ _POLL_MAX = 0.05
 _REPAIR_BACKOFF_MAX = 30.0
 # The type each of the limiter's keys must have, in the order of FleetLimiter._keys.
 _KEY_TYPES = ("zset", "zset", "zset", "string", "hash")
+_Notice = Literal["success", "throttled", "dropped", "started"]
+"""What the RELEASE script hears of a lease: an outcome, or that its call's task started."""
 
 
 class FleetPermit(Permit):
@@ -219,7 +223,7 @@ class FleetLimiter:
         self._next_lease = 0
         self._cond = threading.Condition(threading.Lock())
         self._waiters: WaiterQueue[FleetPermit] = WaiterQueue(self._cond, self._cond.notify)
-        self._releases: list[tuple[str, Outcome, int]] = []
+        self._releases: list[tuple[str, _Notice, int]] = []
         self._live: dict[str, FleetPermit] = {}
         # Local permits handed out by this limiter -> their lease once registered in Redis.
         self._local: dict[Permit, tuple[str, int] | None] = {}
@@ -354,7 +358,7 @@ class FleetLimiter:
             }
 
     def fleet_stats(self) -> dict[str, float | int]:
-        """The fleet's state in Redis: live leases, queued workers, adaptive limit, epoch.
+        """The fleet's state in Redis: live leases, queued workers, adaptive limit, epoch, works.
 
         Raises :class:`FleetUnavailable` when Redis cannot be asked.
         """
@@ -365,10 +369,10 @@ class FleetLimiter:
             pipe = client.pipeline(transaction=False)
             pipe.zcount(leases, f"({now_ms}", "+inf")
             pipe.zcard(queue)
-            pipe.hmget(state, "limit", "ssthresh", "epoch")
+            pipe.hmget(state, "limit", "ssthresh", "epoch", "works")
             return list(pipe.execute())
 
-        live, queued, (limit, ssthresh, epoch) = self._call(read)
+        live, queued, (limit, ssthresh, epoch, works) = self._call(read)
         fixed = self._quota
         return {
             "in_flight": int(live),
@@ -376,6 +380,7 @@ class FleetLimiter:
             "limit": float(fixed if fixed is not None else limit or self._initial),
             "ssthresh": float(ssthresh or self._max),
             "epoch": int(epoch or 0),
+            "works": int(works or 0),
         }
 
     # -- acquiring -----------------------------------------------------------------------------
@@ -493,7 +498,9 @@ class FleetLimiter:
                 return
             permit._released = True
             self._live.pop(permit.lease_id, None)
-            self._releases.append((permit.lease_id, outcome, permit._epoch))
+            # A started call has taught the fleet already: its success is no second lesson.
+            sent: _Notice = "dropped" if permit._started and outcome == "success" else outcome
+            self._releases.append((permit.lease_id, sent, permit._epoch))
             self._poke = True  # a slot was freed: the waiters here should look again now
             if not self._closed:
                 self._ensure_worker()
@@ -501,6 +508,23 @@ class FleetLimiter:
             shadow, permit._shadow = permit._shadow, None
         if shadow is not None:
             shadow.release(outcome)
+
+    def _started(self, permit: Permit) -> None:
+        """The call's task started: a learning fleet grows as on a success, now (the notice
+        goes out with the releases, by the worker thread). While Redis is away the local slot
+        that counts the call learns instead."""
+        assert isinstance(permit, FleetPermit)
+        with self._cond:
+            shadow = permit._shadow
+            if permit._released or permit._started or shadow is not None:
+                pass
+            elif self._quota is None and not self._closed:
+                permit._started = True
+                self._releases.append((permit.lease_id, "started", permit._epoch))
+                self._ensure_worker()
+                self._cond.notify()
+        if shadow is not None:
+            shadow.started()
 
     def _local_released(self, permit: Permit, outcome: Outcome) -> None:
         """A local permit came back: its lease in Redis, if registered, goes too."""
@@ -556,7 +580,7 @@ class FleetLimiter:
                             waits.append(poll_at - now)
                     # Idle (or Redis down): wait for work, a due timer, or a connection change.
                     self._cond.wait(min(waits) if waits else None)
-                releases: list[tuple[str, Outcome, int]] = []
+                releases: list[tuple[str, _Notice, int]] = []
                 if admitting:
                     releases, self._releases = self._releases, []
                 if self._poke:
@@ -677,7 +701,7 @@ class FleetLimiter:
             for lease_id, outcome, granted in releases:
                 release(
                     keys=[self._keys[0], self._keys[4]],
-                    args=[lease_id, outcome, granted, self._quota or 0, self._min, self._max],
+                    args=self._release_args(lease_id, outcome, granted),
                     client=pipe,
                 )
             return list(pipe.execute())
@@ -778,22 +802,28 @@ class FleetLimiter:
             self._epoch = epoch
         return [f"{self._me}:{first + i}" for i in range(grant)], epoch
 
-    def _release_remote(self, releases: list[tuple[str, Outcome, int]]) -> None:
+    def _release_args(self, lease_id: str, outcome: _Notice, epoch: int) -> list[Any]:
+        """The RELEASE script's arguments: the learning steps are AdaptiveLimiter's own."""
+        fixed = self._quota or 0
+        return [
+            lease_id,
+            outcome,
+            epoch,
+            fixed,
+            self._min,
+            self._max,
+            PROBE_ROUNDS,
+            FAST_PROBE_ROUNDS,
+        ]
+
+    def _release_remote(self, releases: list[tuple[str, _Notice, int]]) -> None:
         script = self._connection.scripts.release
         keys = [self._keys[0], self._keys[4]]
 
         def send(client: Any) -> list[Any]:
             pipe = client.pipeline(transaction=False)
             for lease_id, outcome, epoch in releases:
-                args: list[str | int | float] = [
-                    lease_id,
-                    outcome,
-                    epoch,
-                    self._quota or 0,
-                    self._min,
-                    self._max,
-                ]
-                script(keys=keys, args=args, client=pipe)
+                script(keys=keys, args=self._release_args(lease_id, outcome, epoch), client=pipe)
             return list(pipe.execute())
 
         try:
@@ -803,7 +833,8 @@ class FleetLimiter:
                 self._releases[:0] = releases  # sent when Redis answers again
             raise
         with self._cond:
-            self._freed_since_look += len(releases)  # in Redis now: another worker may take them
+            # In Redis now: another worker may take them (a start notice frees nothing).
+            self._freed_since_look += sum(1 for _, outcome, _ in releases if outcome != "started")
         if self._on_change is None or self._quota is not None:
             return
         for old_text, new_text in replies:

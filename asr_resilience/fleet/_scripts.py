@@ -109,44 +109,74 @@ return {grant, epoch, slots, held + grant}
 RELEASE = (
     _NOW
     + """
--- KEYS: 1 leases, 2 state. ARGV: 1 lease, 2 outcome, 3 epoch of the grant, 4 fixed, 5 min, 6 max
+-- KEYS: 1 leases, 2 state. ARGV: 1 lease, 2 outcome, 3 epoch of the grant, 4 fixed, 5 min, 6 max,
+--       7 rounds before a probe after a refusal, 8 fewest rounds between steps up
+-- As AdaptiveLimiter (asr_resilience/limits/_limiter.py), which explains each step. The outcome
+-- 'started' (the call's task started, it goes on) teaches as a success and keeps the lease.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZCARD', KEYS[1])
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+local removed
+if ARGV[2] == 'started' then
+  removed = redis.call('ZSCORE', KEYS[1], ARGV[1]) and 1 or 0
+else
+  removed = redis.call('ZREM', KEYS[1], ARGV[1])
+end
 if tonumber(ARGV[4]) > 0 then
   return {'0', '0'}
 end
-local state = redis.call('HMGET', KEYS[2], 'limit', 'ssthresh', 'epoch')
+local state = redis.call('HMGET', KEYS[2], 'limit', 'ssthresh', 'epoch', 'credit', 'patience',
+                         'works')
 local limit = tonumber(state[1])
 if not limit then
   return {'0', '0'}  -- the state is gone (server restarted): the next acquire starts it afresh
 end
 local ssthresh = tonumber(state[2]) or limit
 local epoch = tonumber(state[3]) or 0
+local credit = tonumber(state[4]) or 0
+local patience = tonumber(state[5]) or tonumber(ARGV[7])
+local works = tonumber(state[6]) or 0
 local lowest = tonumber(ARGV[5])
 local highest = tonumber(ARGV[6])
 local old = limit
+local slots = math.max(lowest, math.floor(limit))
 -- Calls in flight before this one ended (an expired lease was in flight all the same).
 local in_flight = held + 1 - removed
-if ARGV[2] == 'success' then
-  local slots = math.max(lowest, math.floor(limit))
-  -- As AdaptiveLimiter: only a limiter at least half used learns anything from a success.
+if ARGV[2] == 'success' or ARGV[2] == 'started' then
   if in_flight * 2 >= slots and limit < highest then
     if limit < ssthresh then
-      limit = limit + 1
+      limit = math.min(highest, limit + 1)  -- slow start: not refused yet
     else
-      limit = limit + 1 / limit
+      credit = credit + 1  -- successes since the limit last moved
+      if credit >= slots and works < slots then
+        works = slots  -- a whole round of successes at this many slots
+      end
+      if credit >= patience * slots then
+        credit = 0
+        patience = math.max(tonumber(ARGV[8]), patience / 2)
+        limit = math.min(highest, math.floor(limit) + 1)
+      end
     end
-    limit = math.min(highest, limit)
-    redis.call('HSET', KEYS[2], 'limit', tostring(limit))
+    redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'credit', tostring(credit),
+               'patience', tostring(patience), 'works', works)
   end
-elseif ARGV[2] == 'throttled' and tonumber(ARGV[3]) == epoch then
-  -- One cut per round: only a permit granted since the latest cut may cut again. The cut is
-  -- AdaptiveLimiter's DECREASE (0.75): a hard quota wants a gentler cut than TCP's halving.
-  ssthresh = math.max(lowest, limit * 0.75)
-  limit = ssthresh
-  redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'ssthresh', tostring(ssthresh),
-             'epoch', epoch + 1)
+elseif ARGV[2] == 'throttled' then
+  -- The quota is what was in flight when the refusal came back, the refused call not counted.
+  local others = in_flight - 1
+  if tonumber(ARGV[3]) == epoch then
+    local new = math.min(others, slots - 1)
+    if works < slots then
+      new = math.max(new, works)  -- a refused probe: back to what a round ran at
+    else
+      works = 0  -- refused at a slot count that worked: the quota shrank
+    end
+    limit = math.max(lowest, new)
+    redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'ssthresh', tostring(limit),
+               'epoch', epoch + 1, 'credit', '0', 'patience', ARGV[7], 'works', works)
+  elseif others < slots and works < slots then
+    -- Granted before the latest cut: part of the burst it answered, lowering only.
+    limit = math.max(lowest, others, works)
+    redis.call('HSET', KEYS[2], 'limit', tostring(limit), 'ssthresh', tostring(limit))
+  end
 end
 return {tostring(old), tostring(limit)}
 """

@@ -205,7 +205,8 @@ SECTIONS: dict[str, tuple[str, object, dict[str, _Field]]] = {
         ConcurrencySettings(),
         {
             "adaptive": (
-                "Find the account's quota by itself (AIMD between `min` and `max`).",
+                "Find the account's quota by itself (slow start, then the quota read off the "
+                "first 40000005, probed upward slowly; between `min` and `max`).",
                 BOOLEAN,
                 True,
             ),
@@ -233,7 +234,8 @@ SECTIONS: dict[str, tuple[str, object, dict[str, _Field]]] = {
             ),
             "key_prefix": ("Prefix of every Redis key.", TEXT, "asr_resilience:"),
             "quota": (
-                "The fleet's calls in flight; null learns it (AIMD between `min` and `max`).",
+                "The fleet's calls in flight; null learns it as `concurrency.adaptive` does "
+                "(between `min` and `max`).",
                 {"anyOf": [_integer(1, MAX_CONCURRENCY), {"type": "null"}]},
                 200,
             ),

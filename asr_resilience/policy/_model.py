@@ -100,10 +100,11 @@ class ConcurrencySettings:
 class FleetSettings:
     """Share the account's token and concurrency quota between processes through Redis.
 
-    ``quota`` fixes the fleet's limit of calls in flight; ``None`` learns it (AIMD between
-    ``min`` and ``max``, from ``initial``). ``lease_ttl`` is how long a dead worker's slots stay
-    taken. Without Redis each process keeps ``ceil(quota * fallback_share)`` slots (the
-    ``concurrency`` settings when there is no quota) and its own token.
+    ``quota`` fixes the fleet's limit of calls in flight; ``None`` learns it (as the adaptive
+    limiter does, between ``min`` and ``max``, from ``initial``). ``lease_ttl`` is how long a
+    dead worker's slots stay taken. Without Redis each process keeps
+    ``ceil(quota * fallback_share)`` slots (the ``concurrency`` settings when there is no quota)
+    and its own token.
     """
 
     enabled: bool = False

@@ -337,6 +337,13 @@ class Attempt:
         self._observer = observer
         self._flags |= _OBSERVED
 
+    def started(self) -> None:
+        """The service started the task: the limiter learns from the slot now (a 40000005 can
+        no longer come), not when the attempt settles. Clients call it on the started event."""
+        permit = self._permit
+        if permit is not None:
+            permit.started()
+
     def hold(self) -> Attempt:
         """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
         self._flags |= _HELD

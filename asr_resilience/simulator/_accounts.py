@@ -237,6 +237,17 @@ class AccountStore:
             self._slots[account.name] = used + 1
             return True
 
+    def set_quota(self, name: str, quota: int | None) -> None:
+        """Change account ``name``'s quota while it runs (None: the kind's default).
+
+        Sessions already holding a slot keep it; start directives are checked against the new
+        quota from now on, so a lowered quota refuses new sessions until enough have ended.
+        """
+        if quota is not None and quota < 0:
+            raise ValueError(f"quota must be >= 0, not {quota!r}")
+        with self._lock:
+            self._accounts[name].quota = quota
+
     def release_slot(self, account: Account) -> None:
         with self._lock:
             self._slots[account.name] = max(0, self._slots.get(account.name, 0) - 1)
