@@ -9,9 +9,9 @@ replay all of it, and the replay itself was cut: 4 attempts, 0 sentences. The fl
 window (``streaming.max_unconfirmed``) keeps the replay to a few seconds.
 
 The gateway hears 40x faster than the service, so the cuts of 72 s of audio come within two
-seconds: the policy here turns the circuit breaker off, which would otherwise count them as an
-outage (a cut leg is a success at its start and a failure at its end: a ratio of 0.5 over
-10 legs within its 30 s window). At the service's speed they spread over more than a minute.
+seconds, and the runs use the default policy's circuit breaker: a leg that delivered a sentence
+and is then cut is not an outage (the breaker counts its start, not its cut), so ten cuts in a
+few seconds leave the breaker closed.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from .helpers import write_policy
 from .streaming_support import Collector, ends
 
 SAMPLE = speech(40)
-NO_BREAKER = "circuit_breaker: {enabled: false}\n"
 CUT_AFTER = (150_000, 450_000)
 """Bytes of upload after which the proxy cuts a connection (about 5-14 s of audio)."""
 BYTES_PER_SECOND = 32_000
@@ -70,8 +69,7 @@ async def test_full_speed_through_cuts_delivers_every_sentence_once(
     expected = await _clean(sim, SAMPLE)
     assert [s.text for s in expected] == list(SAMPLE.texts)
     async with CuttingProxy(sim.gateway_url, *CUT_AFTER, seed=1) as proxy:
-        policy = write_policy(tmp_path, NO_BREAKER)
-        t = Transcriber(proxy.url, sim.appkey, sim.token(), policy, replay_speed=None)
+        t = Transcriber(proxy.url, sim.appkey, sim.token(), replay_speed=None)
         with no_wait():
             got = await t.transcribe_file(SAMPLE.pcm, realtime=False)
     assert proxy.cuts >= 5
@@ -88,8 +86,7 @@ async def test_paced_through_cuts_delivers_every_sentence_once(
     time against a real-time gateway), through the cuts: every sentence once, the same times."""
     expected = await _clean(sim, SAMPLE)
     async with CuttingProxy(sim.gateway_url, *CUT_AFTER, seed=2) as proxy:
-        policy = write_policy(tmp_path, NO_BREAKER)
-        t = Transcriber(proxy.url, sim.appkey, sim.token(), policy, replay_speed=None)
+        t = Transcriber(proxy.url, sim.appkey, sim.token(), replay_speed=None)
         with no_wait():
             async with t:
                 collector = Collector(t)

@@ -653,6 +653,8 @@ class Transcriber:
                 # which closes a fault episode.
                 self._buffer.commit(min(sentence.end_time, self._buffer.ms(leg.sent)))
                 self._resumption.progress()
+                if leg.attempt is not None:
+                    leg.attempt.progressed()
                 self._room.set()
                 self._committed.set()
             # Waits while the caller has MAX_QUEUED_EVENTS unread: reading stops, TCP pushes back.

@@ -60,6 +60,7 @@ _HELD = 2  # the slot outlives the block (a stream leg)
 _CLOSED = 4  # settled: the slot went back, the outcome was decided
 _SCOPE_DONE = 8  # the breaker and budget have seen the outcome
 _OBSERVED = 16  # someone is told the outcome when it settles (takes the slow exit)
+_PROGRESSED = 32  # a held leg delivered a result: a later break is the link's, not an outage
 
 
 class Attempt:
@@ -344,6 +345,12 @@ class Attempt:
         if permit is not None:
             permit.started()
 
+    def progressed(self) -> None:
+        """A held leg delivered a result (a stream's sentence): the service works, so a break
+        of this leg later tells the breaker nothing — a cut link is not an outage. The next
+        leg's admission and start are judged as usual (a dead service fails there)."""
+        self._flags |= _PROGRESSED
+
     def hold(self) -> Attempt:
         """Keep the slot past the block: released by :meth:`close` when what it guards ends."""
         self._flags |= _HELD
@@ -399,8 +406,13 @@ class Attempt:
         breaker = scope.breaker
         now = state.monotonic()
         if self._flags & _SCOPE_DONE:
-            if breaker is not None and failure is not None and is_server_class(failure):
-                breaker.record_failure(now)  # a held leg that broke later
+            if (
+                breaker is not None
+                and failure is not None
+                and not self._flags & _PROGRESSED
+                and is_server_class(failure)
+            ):
+                breaker.record_failure(now)  # a held leg that broke later, having delivered nothing
             return
         self._flags |= _SCOPE_DONE
         first = not state.history
