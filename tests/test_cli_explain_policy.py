@@ -161,6 +161,21 @@ def test_policy_show_table_json_and_warnings(
     assert "more than the deadline 1s" in out
 
 
+def test_policy_show_columns_fit_their_longest_value(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every row's action starts where the header's does, the longest code included
+    (``transport:abnormal_close`` once pushed its row out of line)."""
+    status, out, _ = run(capsys, "policy", "show", "default")
+    assert status == 0
+    header, rule, *rows = out.splitlines()[1:]
+    assert set(rule) == {"-"}
+    column = header.index("action")
+    table = [row for row in rows if not row.startswith("warning:")]
+    assert any(row.startswith("transport:abnormal_close ") for row in table)
+    for row in table:
+        assert row[column - 2 : column] == "  ", row
+        assert row[column] != " ", row
+
+
 def test_policy_show_missing_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     """A missing policy file is reported in one line naming it, exit 2."""
     status, _, err = run(capsys, "policy", "show", "no/such/file.yaml")

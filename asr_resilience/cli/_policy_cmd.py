@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from .._columns import columns
 from .._durations import format_duration
 from ..policy import check_policy, load_policy
 from ..policy._json_schema import policy_schema_json
@@ -86,16 +87,16 @@ def run_show(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         return 0
     sys.stdout.write(f"policy {policy.name!r} ({policy.source})\n")
-    header = f"{'code':<22} {'name':<24} {'action':<14} {'rule':<20} {'att':>3}  schedule"
-    sys.stdout.write(header + "\n" + "-" * len(header) + "\n")
+    table = []
     for r in rows:
         waits = ", ".join(format_duration(x) for x in r["schedule"]) or "-"
         if r["schedule"]:
             waits += f" ({r['jitter']}; deadline {format_duration(r['deadline'])})"
-        sys.stdout.write(
-            f"{r['code']:<22} {r['name'] or '':<24} {r['action']:<14} {r['rule']:<20} "
-            f"{r['max_attempts']:>3}  {waits}\n"
-        )
+        table.append((r["code"], r["name"] or "", r["action"], r["rule"], r["max_attempts"], waits))
+    header, *lines = columns(("code", "name", "action", "rule", "att", "schedule"), table, {4})
+    sys.stdout.write(header + "\n" + "-" * len(header) + "\n")
+    for line in lines:
+        sys.stdout.write(line + "\n")
     for note in notes:
         sys.stdout.write(f"warning: {note}\n")
     return 0

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .._columns import columns
 from .._failure import Failure, TransportKind
 from ..policy import Policy
 from ._record import CallRecord, Recorder
@@ -172,19 +173,6 @@ def summary(recorder: Recorder, extra: dict[str, Any], policy: Policy) -> dict[s
     }
 
 
-def _columns(header: Sequence[str], rows: Sequence[Sequence[object]], right: set[int]) -> list[str]:
-    """Rows under a header, each column as wide as its longest value."""
-    cells = [[str(v) for v in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return [
-        "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in cells
-    ]
-
-
 def table(data: dict[str, Any]) -> str:
     """The summary as aligned text."""
     parts: dict[str, dict[str, Any]] = data["parts"]
@@ -221,7 +209,7 @@ def table(data: dict[str, Any]) -> str:
             f"{data['retry_amplification']}x",
         ],
     ]
-    lines += _columns(["", *names, "total"], figures, right=set(range(1, len(names) + 2)))
+    lines += columns(["", *names, "total"], figures, right=set(range(1, len(names) + 2)))
     lines += [
         "",
         f"token refreshes {data['token_refreshes']}, throttled attempts "
@@ -234,7 +222,7 @@ def table(data: dict[str, Any]) -> str:
         [code, *(row.get(n, 0) for n in names), row["count"], row["action"], row["outcome"]]
         for code, row in data["by_code"].items()
     ]
-    lines += _columns(
+    lines += columns(
         ["code", *names, "total", "action", "outcome"], rows, right=set(range(1, len(names) + 2))
     )
     stream = data.get("stream")
