@@ -13,6 +13,7 @@ The top level holds what most programs use; the subpackages hold the rest: ``cli
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import warnings
 
 from . import observe, testing
@@ -40,7 +41,10 @@ from .retry import Attempt, resilient, retrying
 from .sdk import SdkRecognizer, SdkTranscriber
 from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("asr-resilience")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AliyunTokenProvider",

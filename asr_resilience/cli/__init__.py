@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from .._errors import AsrResilienceError, PolicyError
 from .._extras import MissingExtraError
 from ..observe import redact_text
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asr-resilience",
         description="Make Alibaba Cloud NLS speech recognition survive the vendor's error table.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     explain.register(commands)
