@@ -60,7 +60,5 @@ def tests(session: nox.Session) -> None:
     wheels = sorted(DIST.glob("*.whl"))
     if len(wheels) != 1:
         session.error(f"expected one wheel in {DIST}, found {len(wheels)}: run the dist session")
-    session.install(
-        f"{wheels[0]}[{EXTRAS}]", *nox.project.dependency_groups(PYPROJECT, "dev")
-    )
+    session.install(f"{wheels[0]}[{EXTRAS}]", *nox.project.dependency_groups(PYPROJECT, "dev"))
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs)

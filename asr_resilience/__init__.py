@@ -13,7 +13,6 @@ The top level holds what most programs use; the subpackages hold the rest: ``cli
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import warnings
 
 from . import observe, testing
@@ -35,16 +34,14 @@ from ._errors import (
 )
 from ._extract import register_extractor, unregister_extractor
 from ._failure import Failure
+from ._version import VERSION
 from .clients import Recognizer, RestRecognizer, Transcriber
 from .policy import Policy, load_policy
 from .retry import Attempt, resilient, retrying
 from .sdk import SdkRecognizer, SdkTranscriber
 from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager
 
-try:
-    __version__ = importlib.metadata.version("asr-resilience")
-except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = VERSION
 
 __all__ = [
     "AliyunTokenProvider",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,15 +34,9 @@ def transcriber(sim: Simulator, **options: Any) -> Transcriber:
     return Transcriber(sim.gateway_url, sim.appkey, sim.token(), **options)
 
 
-async def first_sentence(t: Transcriber) -> list[StreamEvent]:
-    """The events up to and including the first sentence end."""
-    seen: list[StreamEvent] = []
-    async with contextlib.aclosing(aiter(t)) as events:
-        async for event in events:
-            seen.append(event)
-            if event.kind == "end":
-                break
-    return seen
+async def first_sentence(t: Transcriber) -> None:
+    """Wait until the stream has delivered its first sentence (the gateway ended it)."""
+    await until(lambda: t.stats.sentences == 1, "the first sentence")
 
 
 async def test_aclose_mid_stream_stops_the_task_and_says_what_was_delivered(
@@ -54,13 +47,13 @@ async def test_aclose_mid_stream_stops_the_task_and_says_what_was_delivered(
     t = transcriber(sim)
     await t.__aenter__()
     await t.send(MID_STREAM)
-    before = await first_sentence(t)
+    await first_sentence(t)
     summary = await t.aclose()
-    after = [event async for event in t]  # what came during the stop, then the end
+    events = [event async for event in t]  # the ones held, those of the stop, then the end
     assert sim.stats.stops == 1
     assert sim.stats.sessions_completed == 1
     assert sim.stats.client_disconnects == 0
-    ends = [e for e in before + after if e.kind == "end"]
+    ends = [e for e in events if e.kind == "end"]
     assert [e.text for e in ends] == TEXTS  # the cut second sentence was finished, not lost
     assert summary == StreamSummary(
         completed=True,
@@ -79,10 +72,15 @@ async def test_aclose_mid_stream_stops_the_task_and_says_what_was_delivered(
 async def test_a_block_that_raises_stops_the_task_cleanly(sim: Simulator) -> None:
     """Leaving the block by an exception stops the task (StopTranscription, Completed), keeps
     the caller's exception, and leaves the summary and the late events readable."""
-    with pytest.raises(RuntimeError, match="the caller's own"):
-        async with transcriber(sim) as t:
+    t = transcriber(sim)
+
+    async def cut_short() -> None:
+        async with t:
             await t.send(MID_STREAM)
             raise RuntimeError("the caller's own failure")
+
+    with pytest.raises(RuntimeError, match="the caller's own"):
+        await cut_short()
     assert sim.stats.stops == 1
     assert sim.stats.sessions_completed == 1
     assert t.summary is not None
@@ -146,7 +144,7 @@ async def test_aclose_from_another_task_ends_the_readers_loop(sim: Simulator) ->
             return [event async for event in t]
 
         reader = asyncio.create_task(read())
-        await until(lambda: t.stats.sentences == 1, "the first sentence")
+        await first_sentence(t)
         summary = await t.aclose()
         events = await reader
         with pytest.raises(ar.protocol.LocalProtocolError, match="not open"):
