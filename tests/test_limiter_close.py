@@ -11,6 +11,7 @@ import pytest
 import asr_resilience as ar
 from asr_resilience.limits import (
     AdaptiveLimiter,
+    Limiter,
     LimiterClosedError,
     Permit,
     get_scope,
@@ -38,6 +39,22 @@ def _held(limiter: AdaptiveLimiter) -> Permit:
     return permit
 
 
+def _waiting_thread(limiter: Limiter) -> tuple[threading.Thread, list[LimiterClosedError]]:
+    """A thread queued in ``limiter.acquire_sync`` (30 s), and what it raises once woken."""
+    raised: list[LimiterClosedError] = []
+
+    def wait() -> None:
+        try:
+            limiter.acquire_sync(timeout=30)
+        except LimiterClosedError as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    fs.wait_until(lambda: limiter.stats()["waiting"] == 1, what="the waiter to queue")
+    return thread, raised
+
+
 async def test_close_wakes_an_async_waiter_and_refuses_later_acquires() -> None:
     """A task waiting without a timeout raises LimiterClosedError at close; so does any later
     acquire; the permit held meanwhile is released as usual."""
@@ -62,17 +79,7 @@ def test_close_wakes_a_waiting_thread() -> None:
     """A thread blocked in acquire_sync raises LimiterClosedError when the limiter closes."""
     limiter = AdaptiveLimiter(ONE_SLOT)
     permit = _held(limiter)
-    raised: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            limiter.acquire_sync(timeout=30)
-        except LimiterClosedError as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=wait)
-    thread.start()
-    fs.wait_until(lambda: limiter.stats()["waiting"] == 1, what="the waiter to queue")
+    thread, raised = _waiting_thread(limiter)
     limiter.close()
     thread.join(5)
     assert not thread.is_alive()
@@ -136,17 +143,7 @@ def test_fleet_close_wakes_its_waiters(redis_url: str, prefix: str) -> None:
         with FleetLimiter(connection, f"{prefix}limiter:{{close}}", quota=1) as limiter:
             permit = limiter.acquire_sync(timeout=5)
             assert permit is not None
-            raised: list[BaseException] = []
-
-            def wait() -> None:
-                try:
-                    limiter.acquire_sync(timeout=30)
-                except LimiterClosedError as exc:
-                    raised.append(exc)
-
-            thread = threading.Thread(target=wait)
-            thread.start()
-            fs.wait_until(lambda: limiter.stats()["waiting"] == 1, what="the waiter to queue")
+            thread, raised = _waiting_thread(limiter)
         thread.join(10)
         assert not thread.is_alive()
         assert len(raised) == 1

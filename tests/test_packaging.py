@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from hatchling.builders.sdist import SdistBuilder
 from hatchling.builders.wheel import WheelBuilder
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import asr_resilience as ar
 from asr_resilience import cli
+from asr_resilience._extras import EXTRAS
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = importlib.metadata.version("asr-resilience")
@@ -116,3 +119,22 @@ def test_noxfile_runs_every_supported_python() -> None:
     assert done.returncode == 0, done.stderr
     sessions = re.findall(r'"session": "tests-(3\.\d+)"', done.stdout)
     assert sessions == SUPPORTED
+
+
+def test_each_extra_pulls_only_what_the_package_imports(wheel: zipfile.ZipFile) -> None:
+    """Every distribution an extra names provides a module asr_resilience imports for that
+    extra (the table behind MissingExtraError), so an extra installs nothing unused."""
+    (metadata_name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    metadata = wheel.read(metadata_name).decode("utf-8")
+    providers = importlib.metadata.packages_distributions()
+    unused = []
+    for line in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M):
+        requirement = Requirement(line)
+        if requirement.marker is None:
+            continue  # a runtime dependency, not an extra's
+        (extra,) = re.findall(r"extra == [\"']([\w-]+)[\"']", str(requirement.marker))
+        name = canonicalize_name(requirement.name)
+        modules = {m for m, dists in providers.items() if name in map(canonicalize_name, dists)}
+        if not any(EXTRAS.get(module) == extra for module in modules):
+            unused.append(f"{extra}: {requirement.name} ({sorted(modules)})")
+    assert unused == []

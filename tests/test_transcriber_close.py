@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -12,12 +11,9 @@ import asr_resilience as ar
 from asr_resilience.clients import StreamEvent, StreamSummary, Transcriber
 from asr_resilience.simulator import Fault, Simulator, SimulatorConfig
 
-from .audio_fixtures import speech_like
 from .helpers import until
+from .test_clients_transcriber import TEXTS, TWO_SENTENCES, transcriber
 
-TEXTS = ["今天天气不错", "我们开始会议"]
-# Sentences at 0-600 ms and 1600-2400 ms, each followed by a second of silence (32 bytes a ms).
-TWO_SENTENCES = speech_like([(600, 440), (800, 880)])
 # The first sentence, its silence and the first 400 ms of the second: a stream cut mid-sentence.
 MID_STREAM = TWO_SENTENCES[: 2000 * 32]
 
@@ -27,11 +23,6 @@ async def sim() -> AsyncIterator[Simulator]:
     """A simulator whose sentences read TEXTS."""
     async with Simulator(config=SimulatorConfig(transcripts=TEXTS)) as simulator:
         yield simulator
-
-
-def transcriber(sim: Simulator, **options: Any) -> Transcriber:
-    """A Transcriber aimed at the simulator with a valid static token."""
-    return Transcriber(sim.gateway_url, sim.appkey, sim.token(), **options)
 
 
 async def first_sentence(t: Transcriber) -> None:
