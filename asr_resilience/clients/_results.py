@@ -145,9 +145,9 @@ class StreamSummary:
     the gateway processed all the audio it was sent. ``sentences``: sentences delivered (end
     events). ``audio_sent_seconds``: the audio the caller handed to ``send``;
     ``audio_confirmed_seconds``: how much of it the gateway confirmed (all of it when
-    ``completed``, else up to the end of the last delivered sentence). Either is ``None`` when
-    the audio's length cannot be told from its bytes (a format other than PCM). ``task_id`` is
-    the last task's.
+    ``completed``, less any :class:`AudioGap`; else up to the end of the last delivered
+    sentence). Either is ``None`` when the audio's length cannot be told from its bytes (a
+    format other than PCM). ``task_id`` is the last task's.
     """
 
     completed: bool
