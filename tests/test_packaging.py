@@ -16,7 +16,6 @@ import pytest
 from hatchling.builders.sdist import SdistBuilder
 from hatchling.builders.wheel import WheelBuilder
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 import asr_resilience as ar
 from asr_resilience import cli
@@ -121,20 +120,31 @@ def test_noxfile_runs_every_supported_python() -> None:
     assert sessions == SUPPORTED
 
 
+def _top_level_modules(distribution: str) -> set[str]:
+    """The importable top-level names an installed distribution's files provide (Python 3.10's
+    ``packages_distributions`` only reads ``top_level.txt``, which many wheels lack)."""
+    files = importlib.metadata.distribution(distribution).files or []
+    return {
+        f.parts[0].removesuffix(".py")
+        for f in files
+        if f.parts[0] != ".."
+        and not f.parts[0].endswith((".dist-info", ".data"))
+        and (len(f.parts) > 1 or f.suffix == ".py")
+    }
+
+
 def test_each_extra_pulls_only_what_the_package_imports(wheel: zipfile.ZipFile) -> None:
     """Every distribution an extra names provides a module asr_resilience imports for that
     extra (the table behind MissingExtraError), so an extra installs nothing unused."""
     (metadata_name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     metadata = wheel.read(metadata_name).decode("utf-8")
-    providers = importlib.metadata.packages_distributions()
     unused = []
     for line in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M):
         requirement = Requirement(line)
         if requirement.marker is None:
             continue  # a runtime dependency, not an extra's
         (extra,) = re.findall(r"extra == [\"']([\w-]+)[\"']", str(requirement.marker))
-        name = canonicalize_name(requirement.name)
-        modules = {m for m, dists in providers.items() if name in map(canonicalize_name, dists)}
+        modules = _top_level_modules(requirement.name)
         if not any(EXTRAS.get(module) == extra for module in modules):
             unused.append(f"{extra}: {requirement.name} ({sorted(modules)})")
     assert unused == []
