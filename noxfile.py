@@ -38,9 +38,13 @@ def _activate_pyenv_versions() -> None:
     ``.python-version`` file, ``PYENV_VERSION``), and nox resolves a shim the same way. Unless the
     caller chose versions, every installed one is made active for this run.
     """
-    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    if "PYENV_VERSION" not in os.environ and versions.is_dir():
-        os.environ["PYENV_VERSION"] = ":".join(sorted(p.name for p in versions.iterdir()))
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if "PYENV_VERSION" in os.environ or not (root / "versions").is_dir():
+        return
+    chosen = root / "version"  # `pyenv global`: it stays first, so `python` does not change
+    first = chosen.read_text(encoding="utf-8").split() if chosen.is_file() else []
+    rest = sorted(p.name for p in (root / "versions").iterdir() if p.name not in first)
+    os.environ["PYENV_VERSION"] = ":".join(first + rest)
 
 
 _activate_pyenv_versions()
