@@ -262,6 +262,7 @@ class AdaptiveLimiter(ClosesOnExit):
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
         return self._closed
 
     def close(self) -> None:
