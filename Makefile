@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit nox demo bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The suite on every supported Python (3.10-3.13) against the built wheel; see noxfile.py.
+nox: $(STAMP)
+	$(BIN)/nox --non-interactive
+
 demo: $(STAMP)
 	mkdir -p demo-output
 	$(BIN)/asr-resilience demo --plot demo-output/demo.png --json demo-output/demo.json \
@@ -35,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .nox .mypy_cache .pytest_cache .ruff_cache .hypothesis

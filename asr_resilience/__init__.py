@@ -34,13 +34,14 @@ from ._errors import (
 )
 from ._extract import register_extractor, unregister_extractor
 from ._failure import Failure
+from ._version import VERSION
 from .clients import Recognizer, RestRecognizer, Transcriber
 from .policy import Policy, load_policy
 from .retry import Attempt, resilient, retrying
 from .sdk import SdkRecognizer, SdkTranscriber
 from .tokens import AliyunTokenProvider, StaticToken, Token, TokenManager
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "AliyunTokenProvider",

@@ -19,12 +19,13 @@ EXTRAS: dict[str, str] = {
     "redis": "redis",
     "alibabacloud_nls_cloud_meta20190228": "aliyun",
     "alibabacloud_tea_openapi": "aliyun",
+    "alibabacloud_credentials": "aliyun",
     "nls": "sdk",
-    "aliyunsdkcore": "sdk",
     "prometheus_client": "prometheus",
     "opentelemetry": "otel",
 }
-"""Top-level module -> the extra of ``pyproject.toml`` that installs it."""
+"""Top-level module asr_resilience imports -> the extra of ``pyproject.toml`` that installs it
+(each extra names only distributions providing these: tests/test_packaging.py checks it)."""
 
 
 class MissingExtraError(ModuleNotFoundError):

@@ -229,14 +229,14 @@ async def test_finish_timeout(sim: Simulator) -> None:
 
 
 async def test_closed_transcriber_refuses_to_send(sim: Simulator) -> None:
-    """Using a Transcriber outside its block is a LocalProtocolError; so is iterating after an
-    aborted block."""
+    """Using a Transcriber outside its block is a LocalProtocolError; after an aborted block
+    (which stops the task) iterating ends, and sending is refused again."""
     t = transcriber(sim)
     with pytest.raises(ar.protocol.LocalProtocolError, match="not open"):
         await t.send(b"\0\0")
     with pytest.raises(RuntimeError, match="abort"):
         async with t:
             raise RuntimeError("abort")
-    with pytest.raises(ar.protocol.LocalProtocolError, match="before TranscriptionCompleted"):
-        async for _ in t:
-            pass
+    assert [event async for event in t] == []
+    with pytest.raises(ar.protocol.LocalProtocolError, match="not open"):
+        await t.send(b"\0\0")

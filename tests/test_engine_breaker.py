@@ -178,7 +178,7 @@ async def test_async_probe_cancelled_by_wait_for_comes_back(rig: Rig) -> None:
         return "unreachable"
 
     # A timeout on a body that can never finish: it fires whatever the timing.
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(rig.async_call("decorator", body), 0.01)
     assert rig.limiter.in_flight == 0
     await rig.next_async_call_closes("decorator")

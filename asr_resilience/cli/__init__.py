@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .._errors import AsrResilienceError, PolicyError
 from .._extras import MissingExtraError
+from .._version import VERSION
 from ..observe import redact_text
 from . import _demo as demo
 from . import _explain as explain
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asr-resilience",
         description="Make Alibaba Cloud NLS speech recognition survive the vendor's error table.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     explain.register(commands)

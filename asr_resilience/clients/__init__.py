@@ -27,6 +27,7 @@ from ._results import (
     SentenceEvent,
     StreamEvent,
     StreamStats,
+    StreamSummary,
     Word,
 )
 from ._transcribe_file import transcribe_file
@@ -52,6 +53,7 @@ __all__ = [
     "SentenceEvent",
     "StreamEvent",
     "StreamStats",
+    "StreamSummary",
     "Transcriber",
     "Word",
     "connected",

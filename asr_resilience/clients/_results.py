@@ -20,6 +20,7 @@ __all__ = [
     "SentenceEvent",
     "StreamEvent",
     "StreamStats",
+    "StreamSummary",
     "Word",
 ]
 
@@ -133,3 +134,25 @@ class StreamStats:
     @property
     def peak_buffer_seconds(self) -> float:
         return self.peak_buffer_ms / 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """What a closed real-time stream delivered: ``Transcriber.aclose()`` returns it, and
+    ``Transcriber.summary`` holds it once the stream is closed.
+
+    ``completed``: the last task ended with TranscriptionCompleted after StopTranscription, so
+    the gateway processed all the audio it was sent. ``sentences``: sentences delivered (end
+    events). ``audio_sent_seconds``: the audio the caller handed to ``send``;
+    ``audio_confirmed_seconds``: how much of it the gateway confirmed (all of it when
+    ``completed``, less any :class:`AudioGap`; else up to the end of the last delivered
+    sentence). Either is ``None`` when the audio's length cannot be told from its bytes (a
+    format other than PCM). ``task_id`` is the last task's.
+    """
+
+    completed: bool
+    sentences: int
+    audio_sent_seconds: float | None
+    audio_confirmed_seconds: float | None
+    bytes_sent: int
+    task_id: str

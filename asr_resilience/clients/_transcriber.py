@@ -64,7 +64,7 @@ from ._flow import FlowWindow
 from ._inbox import Inbox
 from ._leg import Leg, start_leg
 from ._replay import DEFAULT_MAX_SECONDS, ReplayBuffer
-from ._results import SentenceEvent, StreamEvent, StreamStats
+from ._results import SentenceEvent, StreamEvent, StreamStats, StreamSummary
 from ._resume import Resumption
 from ._task import failure_error
 from ._timeline import Timeline
@@ -257,6 +257,8 @@ class Transcriber:
         self._error: BaseException | None = None
         self._reported = False  # the failure was raised to the caller at least once
         self._stopping = False
+        self.summary: StreamSummary | None = None
+        """What the stream delivered, once it is closed (see :meth:`aclose`)."""
 
     @property
     def stats(self) -> StreamStats:
@@ -297,12 +299,63 @@ class Transcriber:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """On a normal exit finish the task (raising a failure not raised yet); always close."""
+        """On a normal exit finish the task (raising a failure not raised yet); always close.
+
+        An exit by an exception stops the task as :meth:`aclose` does; a cancelled block (or
+        another ``BaseException``) closes the connection at once.
+        """
         try:
-            if exc_type is None and self._runner is not None and not self._reported:
-                await self.finish()
+            if self._runner is not None and not self._reported:
+                if exc_type is None:
+                    await self.finish()
+                elif issubclass(exc_type, Exception):
+                    await self._stop_quietly()
         finally:
             await self._close()
+
+    async def aclose(self) -> StreamSummary:
+        """Stop the task, close the stream and say what it delivered (also :attr:`summary`).
+
+        Mid-stream the audio already accepted goes out, then StopTranscription;
+        TranscriptionCompleted is awaited for at most ``stop_timeout`` in all (a reconnect
+        included), then the connection closes. Events that arrived stay readable; ``async for``
+        ends after them (raising ``LocalProtocolError`` if the task did not complete). A
+        failure of the stream is not raised here: ``completed`` is False. Safe to call more
+        than once, and from another task than the one sending.
+        """
+        if self._runner is not None:
+            try:
+                await self._stop_quietly()
+            finally:
+                await self._close()
+        return self.summary if self.summary is not None else self._summarize(completed=False)
+
+    async def _stop_quietly(self) -> None:
+        """:meth:`finish` within ``stop_timeout``; what went wrong shows in the summary."""
+        if self._error is not None:
+            return
+        with contextlib.suppress(Exception):  # the stream's failure, or no completion in time
+            await asyncio.wait_for(self.finish(), self.stop_timeout)
+
+    def _summarize(self, *, completed: bool) -> StreamSummary:
+        rate = self._bytes_per_second
+        sent = confirmed = None
+        if rate:
+            sent = self.bytes_sent / rate
+            # Completed: the last task heard everything but what the buffer's bound dropped.
+            confirmed = (
+                sent - self._resumption.counters.gap_ms / 1000
+                if completed
+                else (self._timeline.last_end or 0) / 1000
+            )
+        return StreamSummary(
+            completed=completed,
+            sentences=self._timeline.delivered,
+            audio_sent_seconds=sent,
+            audio_confirmed_seconds=confirmed,
+            bytes_sent=self.bytes_sent,
+            task_id=self.task_id,
+        )
 
     async def _leg_attempt(self, attempt: Attempt) -> Leg | None:
         """One attempt of the stream: a new leg, holding the attempt's slot until it ends."""
@@ -330,6 +383,7 @@ class Transcriber:
         self._timeline.start_task(self._buffer.ms(leg.offset))
 
     async def _close(self) -> None:
+        completed = self._ended.is_set() and self._error is None  # TranscriptionCompleted came
         runner, replayer, leg = self._runner, self._replayer, self._leg
         self._runner = self._replayer = self._leg = None
         for task in (runner, replayer):
@@ -342,6 +396,8 @@ class Transcriber:
                 leg.attempt.abandon()
         # Closed before TranscriptionCompleted (the block raised): iterators must not hang.
         self._end(LocalProtocolError("the Transcriber closed before TranscriptionCompleted"))
+        if runner is not None:
+            self.summary = self._summarize(completed=completed)
 
     # -- the send path ---------------------------------------------------------------------------
 

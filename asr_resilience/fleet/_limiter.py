@@ -94,7 +94,14 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ..limits._limiter import FAST_PROBE_ROUNDS, PROBE_ROUNDS, AdaptiveLimiter, Outcome, Permit
+from ..limits._limiter import (
+    FAST_PROBE_ROUNDS,
+    PROBE_ROUNDS,
+    AdaptiveLimiter,
+    ClosesOnExit,
+    Outcome,
+    Permit,
+)
 from ..limits._waiting import Blocking, Plan, WaiterQueue, run_async, run_sync
 from ..observe import emit
 from ..policy._model import ConcurrencySettings, FleetSettings
@@ -151,7 +158,7 @@ def _fallback_settings(
     return ConcurrencySettings(adaptive=True, initial=cap, min=1, max=cap)
 
 
-class FleetLimiter:
+class FleetLimiter(ClosesOnExit):
     """Limits calls in flight across every process sharing ``key`` on one Redis server.
 
     Satisfies :class:`~asr_resilience.limits.Limiter`: ``acquire_sync``, ``acquire``, and
@@ -162,6 +169,8 @@ class FleetLimiter:
     thread when a release changes the fleet's slot count or cuts it. ``recovery_grace`` is how
     long after Redis comes back this process keeps admitting locally (default: two probe
     intervals of the connection). Poll backoff goes through ``clock`` (``testing.no_wait``).
+    ``close()`` (or the end of a ``with`` / ``async with`` block) gives the leases back and wakes
+    every waiter with :class:`~asr_resilience.limits.LimiterClosedError`.
     """
 
     def __init__(
@@ -877,7 +886,8 @@ class FleetLimiter:
     def close(self) -> None:
         """Stop the worker, give every held lease back, and leave the fleet's queue.
 
-        Waiters move to the local limiter; permits still held afterwards release locally only.
+        Waiters wake with :class:`~asr_resilience.limits.LimiterClosedError`, as later acquires
+        fail; permits still held afterwards release locally only. Idempotent.
         """
         self._unsubscribe()
         with self._cond:
@@ -902,6 +912,8 @@ class FleetLimiter:
             self._leave_queue()
         except FleetUnavailable:
             pass  # the leases expire on their own within lease_ttl
+        # Fleet waiters go to the local share, which is closed: they raise LimiterClosedError.
+        self._fallback.close()
         self._divert()
 
     def __repr__(self) -> str:

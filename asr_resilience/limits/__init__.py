@@ -3,7 +3,7 @@
 from ._backends import LimiterFactory, limiter_backend, register_limiter_backend
 from ._breaker import BreakerState, CircuitBreaker
 from ._budget import RetryBudget
-from ._limiter import AdaptiveLimiter, Limiter, Outcome, Permit
+from ._limiter import AdaptiveLimiter, Limiter, LimiterClosedError, Outcome, Permit
 from ._scope import Scope, get_scope, reset_scopes
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Limiter",
+    "LimiterClosedError",
     "LimiterFactory",
     "Outcome",
     "Permit",

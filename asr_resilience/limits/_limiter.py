@@ -32,22 +32,65 @@ acquire is written once, as a plan (:mod:`.waiting`) that the sync and async fac
 
 :class:`Limiter` is what a scope holds and the retry engine calls: this class and the fleet's
 Redis limiter both satisfy it. :class:`Permit` is the one slot type of every limiter.
+
+Closing a limiter (``close()``, or leaving its ``with`` / ``async with`` block) admits nothing
+more: every caller waiting for a slot wakes with :class:`LimiterClosedError`, and so does every
+later acquire; permits still held may be released as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
+from .._errors import AsrResilienceError
 from ..policy._model import ConcurrencySettings
 from ._waiting import Plan, Waiter, WaiterQueue, run_async, run_sync
 
-__all__ = ["AdaptiveLimiter", "Limiter", "Outcome", "Permit"]
+__all__ = [
+    "AdaptiveLimiter",
+    "ClosesOnExit",
+    "Limiter",
+    "LimiterClosedError",
+    "Outcome",
+    "Permit",
+]
 
 Outcome = Literal["success", "throttled", "dropped"]
+
+
+class LimiterClosedError(AsrResilienceError, RuntimeError):
+    """The limiter was closed: a caller waiting for a slot, or asking for one later, gets no
+    slot (a scope's limiter is closed by ``Scope.close`` and ``reset_scopes``)."""
+
+
+_Self = TypeVar("_Self", bound="ClosesOnExit")
+
+
+class ClosesOnExit:
+    """``with`` and ``async with`` close the limiter on the way out (``async with`` closes it in
+    a worker thread: a fleet limiter's close waits on Redis and on its thread)."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await asyncio.to_thread(self.close)
 
 
 class _Owner(Protocol):
@@ -96,7 +139,8 @@ class Limiter(Protocol):
 
     ``acquire_sync`` / ``acquire`` return ``None`` when ``timeout`` seconds pass without a slot;
     ``adaptive`` says whether a 40000005 lowers the limit (so a throttled call may queue again
-    at once); ``close`` gives back what the limiter holds outside the process.
+    at once); ``close`` gives back what the limiter holds outside the process and wakes every
+    waiter with :class:`LimiterClosedError`, which later acquires raise too.
     """
 
     @property
@@ -124,12 +168,14 @@ FAST_PROBE_ROUNDS = 1.0
 """The fewest rounds of successes between two steps up while the steps keep holding."""
 
 
-class AdaptiveLimiter:
+class AdaptiveLimiter(ClosesOnExit):
     """Limits calls in flight to a slot count it learns from the vendor's throttling.
 
     ``on_change(old_limit, new_limit)`` runs outside the lock when the slot count changes or the
     limit is cut. ``on_release(permit,
     outcome)`` runs outside the lock after each permit is given back (once per permit).
+    ``close()`` (or the end of a ``with`` / ``async with`` block) wakes every waiter with
+    :class:`LimiterClosedError`.
     """
 
     def __init__(
@@ -156,6 +202,7 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._epoch = 0
         self._cuts = 0
+        self._closed = False
         self._lock = threading.Lock()
         self._waiters: WaiterQueue[Permit] = WaiterQueue(self._lock)
 
@@ -211,18 +258,23 @@ class AdaptiveLimiter:
     def plan(self, timeout: float | None) -> Plan[Permit | None]:
         """The acquire, for :func:`~.waiting.run_sync` or :func:`~.waiting.run_async`."""
         with self._lock:
+            if self._closed:
+                raise LimiterClosedError(_CLOSED)
             if not self._waiters and self._in_flight < self._slots:
                 return self._grant()
             if timeout is not None and timeout <= 0:
                 return None
             waiter = self._waiters.join()
         # Interrupted or cancelled, it leaves the queue, or gives back a slot handed over.
-        return (yield from self._waiters.wait(waiter, timeout, _drop))
+        permit = yield from self._waiters.wait(waiter, timeout, _drop)
+        if waiter.redirected:
+            raise LimiterClosedError(_CLOSED)
+        return permit
 
     def _try_grant(self) -> Permit | None:
         """The happy path without building a plan: a free slot and nobody queued."""
         with self._lock:
-            if not self._waiters and self._in_flight < self._slots:
+            if not self._waiters and self._in_flight < self._slots and not self._closed:
                 return self._grant()
             return None
 
@@ -240,8 +292,19 @@ class AdaptiveLimiter:
         self._in_flight += 1
         return Permit(self, self._epoch)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
-        """Nothing to give back: a local limiter holds nothing outside the process."""
+        """Admit nothing more: waiters wake with :class:`LimiterClosedError`, as later acquires
+        fail. Permits still held are released as usual. Idempotent."""
+        with self._lock:
+            self._closed = True
+            woken = self._waiters.redirect_all()
+        for waiter in woken:
+            waiter.wake()
 
     # -- releasing ---------------------------------------------------------------------------
 
@@ -367,6 +430,9 @@ class AdaptiveLimiter:
             f"AdaptiveLimiter(limit={self._limit:.2f}, in_flight={self._in_flight}, "
             f"waiting={len(self._waiters)}, cuts={self._cuts})"
         )
+
+
+_CLOSED = "the concurrency limiter is closed: it admits no more calls"
 
 
 def _drop(permit: Permit) -> None:

@@ -31,6 +31,8 @@ class Scope:
     budget: RetryBudget | None
     breaker: CircuitBreaker | None
     limiter: Limiter | None
+    closed: bool = False
+    """Closed by :meth:`close` (or ``reset_scopes``): callers holding it ask the registry again."""
 
     def on_success(self, now: float) -> None:
         """Book a successful first attempt: a deposit in the budget, a success in the breaker.
@@ -51,6 +53,13 @@ class Scope:
                 breaker._cur_a += 1
             else:
                 breaker.record_success(now)
+
+    def close(self) -> None:
+        """Close the scope's limiter: a fleet limiter's leases go back to Redis, and every
+        caller waiting for a slot raises :class:`~asr_resilience.limits.LimiterClosedError`."""
+        self.closed = True
+        if self.limiter is not None:
+            self.limiter.close()
 
 
 _scopes: dict[str, Scope] = {}
@@ -102,13 +111,14 @@ def _build(
 
 
 def reset_scopes() -> None:
-    """Forget every scope (for tests): the next ``get_scope`` builds afresh.
+    """Close and forget every scope (at shutdown, or between tests): the next ``get_scope``
+    builds afresh.
 
-    Fleet limiters are closed: their leases go back to the fleet.
+    Each scope is closed (:meth:`Scope.close`): fleet leases go back to the fleet, and callers
+    still waiting for a slot raise :class:`~asr_resilience.limits.LimiterClosedError`.
     """
     with _scopes_lock:
         scopes = list(_scopes.values())
         _scopes.clear()
     for scope in scopes:
-        if scope.limiter is not None:
-            scope.limiter.close()
+        scope.close()

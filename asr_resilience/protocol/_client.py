@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import LocalProtocolError, RemoteProtocolError
+from .._version import VERSION
 from . import _messages as m
 from . import _state as st
 from ._events import (
@@ -28,7 +29,7 @@ from ._events import (
     words_field,
 )
 
-SDK_CONTEXT = {"sdk": {"name": "asr_resilience", "version": "0.1.0", "language": "python"}}
+SDK_CONTEXT = {"sdk": {"name": "asr_resilience", "version": VERSION, "language": "python"}}
 MAX_AUDIO_FRAME = 16 * 1024  # docs/protocol.md "Audio frames": frames under 16 KiB
 
 

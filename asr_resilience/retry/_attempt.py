@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -323,8 +324,10 @@ class Attempt:
         self._watch.remove(self, timer)  # removing twice does nothing
         if not self._flags & _FIRED:
             return None
-        uncancel = getattr(task, "uncancel", None)  # Python >= 3.11
-        if uncancel is not None and uncancel() > 0:
+        # Python >= 3.11 counts cancellations, so another one can be told from ours. Before
+        # 3.11 a Task may carry a backported uncancel() (pytest-asyncio's runner) whose count
+        # nothing else keeps (anyio cancels without uncancelling there): it is not consulted.
+        if sys.version_info >= (3, 11) and task.uncancel() > 0:
             return None  # someone else cancelled the task too: that cancellation goes on
         if isinstance(exc, asyncio.CancelledError):
             phase = getattr(self, "_phase", "the attempt")

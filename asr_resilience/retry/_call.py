@@ -128,9 +128,10 @@ class CallSettings:
             self.deadline = self.policy.defaults.deadline
 
     def scope(self) -> Scope:
-        """The shared scope (budget, breaker, limiter), created on first use."""
+        """The shared scope (budget, breaker, limiter), created on first use and again after
+        it was closed (``reset_scopes``)."""
         scope = self._scope
-        if scope is None:
+        if scope is None or scope.closed:
             from ..limits import get_scope
 
             scope = get_scope(
@@ -204,7 +205,8 @@ class CallState:
         attempts) override the settings' for this call; the caller has validated them
         (``retry._overrides``): this constructor runs for every call."""
         self.settings = settings
-        self.scope = settings._scope or settings.scope()
+        scope = settings._scope
+        self.scope = scope if scope is not None and not scope.closed else settings.scope()
         """The shared budget, breaker and limiter this call's attempts settle with."""
         self.monotonic = settings.clock.monotonic
         self.deadline_at = start + (settings.deadline if deadline is None else deadline)

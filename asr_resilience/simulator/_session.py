@@ -154,6 +154,7 @@ class Session:
             try:
                 item = self.protocol.receive(frame)
                 if not isinstance(item, Audio):
+                    self.ctx.stats.stops += 1
                     break  # StopRecognition: the only other directive STARTED accepts
                 closed = audio.feed(item.data)
             except GatewayReject as reject:
@@ -207,6 +208,7 @@ class Session:
                 item = self.protocol.receive(frame)
                 if isinstance(item, Directive):
                     if item.name != CONTROL:
+                        self.ctx.stats.stops += 1
                         break  # StopTranscription
                     self._control(audio, item.payload)
                     continue

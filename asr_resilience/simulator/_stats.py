@@ -35,6 +35,8 @@ class SimulatorStats:
     """Start directives refused for quota (40000005 from the real condition)."""
     client_disconnects: int = 0
     """Clients that left before their task finished (what the gateway logs as 40010004)."""
+    stops: int = 0
+    """Stop directives received (StopRecognition, StopTranscription) on a started task."""
     faults: dict[str, int] = field(default_factory=dict)
     """Injected faults fired, by action."""
     audio_bytes: int = 0
@@ -123,6 +125,7 @@ class SimulatorStats:
                 "failed": dict(self.failed),
                 "throttled": self.throttled,
                 "client_disconnects": self.client_disconnects,
+                "stops": self.stops,
                 "faults": dict(self.faults),
                 "audio_bytes": self.audio_bytes,
                 "concurrent": dict(self.concurrent),
