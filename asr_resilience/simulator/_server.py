@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.protocol import State
 
 from ..observe._stdlib import redacting_logger
@@ -227,8 +227,7 @@ class Simulator:
         server, gateway = self._ws, self._gateway
         if server is None or gateway is None:
             return []
-        # all_connections also holds those in their closing handshake (connections does not).
-        present = [c for c in server.all_connections if c.state is not State.CLOSED]
+        present = [c for c in _every_connection(server) if c.state is not State.CLOSED]
         if present:
             waits = [asyncio.ensure_future(c.wait_closed()) for c in present]
             try:
@@ -421,3 +420,13 @@ class SimulatorThread:
 
     def info(self) -> dict[str, str]:
         return self.simulator.info()
+
+
+def _every_connection(server: Server) -> list[ServerConnection]:
+    """Every connection of ``server``, those in their closing handshake included (the public
+    ``connections`` leaves them out): websockets >= 17 keeps them in ``all_connections``, earlier
+    releases (the last for Python 3.10 is 16) as the keys of ``handlers``."""
+    found = getattr(server, "all_connections", None)
+    if found is None:
+        found = getattr(server, "handlers", {})
+    return list(found)
