@@ -71,6 +71,20 @@ class SimulatorContext:
         return bool(done)
 
 
+def half_close(transport: asyncio.BaseTransport | None) -> bool:
+    """Send a FIN after everything already written, as a peer that closes its socket does, but
+    keep reading: closing a socket with unread data in it sends a RST instead, and a RST makes
+    the client's kernel discard the events it has received and not read yet. True when done;
+    False when the transport cannot (then :func:`drop` it).
+    """
+    if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+        return False
+    if not transport.can_write_eof():
+        return False
+    transport.write_eof()  # flushes the write buffer, then shutdown(SHUT_WR)
+    return True
+
+
 def drop(transport: asyncio.BaseTransport | None, *, reset: bool = False) -> None:
     """Close the TCP connection below HTTP/WebSocket: no close frame, no response.
 

@@ -23,7 +23,7 @@ from ..protocol import RECOGNIZER, Audio, Directive, GatewayProtocol, GatewayRej
 from ..protocol._messages import CONTROL
 from ._accounts import Account
 from ._admission import TOO_MANY_REQUESTS, check_task
-from ._context import SimulatorContext, drop
+from ._context import SimulatorContext, drop, half_close
 from ._engine import Closed, Mark, Onset
 from ._recognition import Recognition, join_texts, partial_payload, sentence_end_payload
 from ._scenario import Phase
@@ -38,6 +38,8 @@ CLIENT_DATA_TIMEOUT = (
 TOO_FAST = (40000000, "Gateway:CLIENT_ERROR:Audio is sent faster than real time!")
 """Pacing [?]: no limit is published; our code (the generic client error) and text."""
 BAD_SILENCE = (40000003, "Gateway:PARAMETER_INVALID:max_sentence_silence must be 200..6000!")
+CLOSE_GRACE = 2.0
+"""Seconds a `close` fault waits for the client to close its side before dropping the socket."""
 GARBAGE_TEXT = "<html><body>502 Bad Gateway</body></html>"
 GARBAGE_BINARY = b"\x00\xffNLS\x00garbage\xfe"
 
@@ -400,7 +402,14 @@ class Session:
             return True
         if fault.action in ("close", "reset"):
             self.finished = True
-            drop(self.connection.transport, reset=fault.action == "reset")
+            transport = self.connection.transport
+            # A close is a FIN after the events already sent (the client reads them all, then
+            # sees the connection end without a close frame); the socket goes once the client
+            # has closed its side, or after CLOSE_GRACE. A reset is a RST at once.
+            if fault.action == "reset" or not half_close(transport):
+                drop(transport, reset=fault.action == "reset")
+            elif not await self.ctx.pause(CLOSE_GRACE, self.connection.wait_closed()):
+                drop(transport)
             await self.connection.wait_closed()
             return True
         if fault.action == "stall":
