@@ -408,8 +408,10 @@ class Session:
             # has closed its side, or after CLOSE_GRACE. A reset is a RST at once.
             if fault.action == "reset" or not half_close(transport):
                 drop(transport, reset=fault.action == "reset")
-            elif not await self.ctx.pause(CLOSE_GRACE, self.connection.wait_closed()):
-                drop(transport)
+            else:
+                self._release()  # the gateway has started closing: the task is over
+                if not await self.ctx.pause(CLOSE_GRACE, self.connection.wait_closed()):
+                    drop(transport)
             await self.connection.wait_closed()
             return True
         if fault.action == "stall":
