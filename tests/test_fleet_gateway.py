@@ -218,7 +218,11 @@ def _outage(
     ok = sum(t["ok"] for t in tallies.values())
     assert ok == sum(phase["completed"] for phase in seen.values()), (ok, seen)
     assert all(phase["peak"] <= QUOTA for phase in seen.values()), seen
-    assert all(phase["throttled"] == phase["40000005"] == 0 for phase in seen.values()), seen
+    # The judge is the gateway's peak (above). Cut off from Redis, a worker admits by what the
+    # others held at its last look, so a start may still meet a full account there: the gateway
+    # refuses it (the quota holds) and the client sees that one refusal. Elsewhere none at all.
+    assert all(p["throttled"] == p["40000005"] for p in seen.values()), seen
+    assert all(p["throttled"] == 0 for name, p in seen.items() if name != "outage"), seen
     assert sim.stats.max_concurrent[ACCOUNT] == QUOTA, seen  # the quota is used, not only held
 
 
