@@ -12,13 +12,14 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+
+from .fleet_support import wait_until
 
 PROXY_USER = "tester"
 PROXY_PASSWORD = "pw-proxy-5e7b1c"
@@ -65,16 +66,6 @@ class TinyProxy:
         return any(line.startswith(start) for line in self.requests())
 
 
-def wait_for(condition: object, what: str, timeout: float = 10.0) -> None:
-    """Block until ``condition()`` holds (a subprocess's state: nothing to wait on but it)."""
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
 @contextmanager
 def tinyproxy(directory: Path, *, login: bool = False) -> Iterator[TinyProxy]:
     """Run tinyproxy on a free loopback port until the block ends."""
@@ -104,9 +95,10 @@ def tinyproxy(directory: Path, *, login: bool = False) -> Iterator[TinyProxy]:
         stderr=subprocess.DEVNULL,
     ) as process:
         try:
-            wait_for(
+            wait_until(
                 lambda: "Accepting connections" in proxy.log() or process.poll() is not None,
-                "tinyproxy to listen",
+                timeout=10.0,
+                what="tinyproxy to listen",
             )
             assert process.poll() is None, f"tinyproxy exited: {proxy.log()[-2000:]}"
             yield proxy
